@@ -1,0 +1,189 @@
+"""The ``face3d-nb`` command: reconstruct faces in image and video files, and manage model files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import cv2
+
+from .assets import ARCHS, AssetError, ModelStore
+from .frames import ImageError, read_image
+
+log = logging.getLogger("face3d_nb")
+
+
+class CliError(Exception):
+    """A failure to report as one line (no traceback), with the exit status to use."""
+
+    def __init__(self, message: str, status: int = 1):
+        super().__init__(message)
+        self.status = status
+
+
+def _reconstructor(args):
+    from .pipeline import Reconstructor  # noqa: PLC0415 - keeps `models` commands light
+
+    try:
+        return Reconstructor(arch=args.arch, threads=args.threads)
+    except AssetError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _describe(rec) -> str:
+    model = "full BFM" if rec.model.full else "mean shape (bfm_noneck_v3.pkl not installed)"
+    return f"{rec.paths.arch} regressor, {model}"
+
+
+def cmd_image(args) -> int:
+    from .export import draw_overlay, write_obj, write_ply  # noqa: PLC0415
+
+    try:
+        image = read_image(args.path)
+    except ImageError as exc:
+        raise CliError(str(exc), status=2) from None
+    rec = _reconstructor(args)
+    faces = rec(image)
+    if not faces:
+        log.warning("%s: no face found", args.path)
+    meshes = [rec.vertices(f) for f in faces] if (args.obj or args.ply) else []
+    if args.obj:
+        write_obj(args.obj, meshes, rec.triangles, image)
+    if args.ply:
+        write_ply(args.ply, meshes, rec.triangles, image)
+    if args.overlay and not cv2.imwrite(str(args.overlay), draw_overlay(image, faces)):
+        raise CliError(f"cannot write {args.overlay} (unknown image extension or unwritable path)")
+    if args.json:
+        json.dump({"faces": [f.to_dict() for f in faces]}, sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        print(f"{args.path}: {len(faces)} face(s) [{_describe(rec)}]")
+        for i, f in enumerate(faces, 1):
+            print(f"  #{i} box {[round(float(v)) for v in f.box[:4]]} score {f.box[4]:.3f} "
+                  f"yaw {f.pose.yaw:.1f} pitch {f.pose.pitch:.1f} roll {f.pose.roll:.1f}")
+    return 0
+
+
+def cmd_video(args) -> int:
+    if not Path(args.path).is_file():
+        raise CliError(f"{args.path}: no such file", status=2)
+    if args.every < 1:
+        raise CliError("--every must be at least 1", status=2)
+    capture = cv2.VideoCapture(str(args.path))
+    if not capture.isOpened():
+        raise CliError(f"{args.path}: not a readable video", status=2)
+    rec = _reconstructor(args)
+    frames = []
+    index = 0
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            if index % args.every == 0:
+                faces = rec(frame)
+                frames.append({"frame": index, "faces": [f.to_dict() for f in faces]})
+                if not args.json:
+                    poses = "; ".join(f"yaw {f.pose.yaw:.1f} pitch {f.pose.pitch:.1f} roll {f.pose.roll:.1f}" for f in faces)
+                    print(f"frame {index}: {len(faces)} face(s) {poses}")
+            index += 1
+    finally:
+        capture.release()
+    if index == 0:
+        raise CliError(f"{args.path}: no frame could be decoded", status=2)
+    if args.json:
+        json.dump({"frames": frames}, sys.stdout)
+        sys.stdout.write("\n")
+    return 0
+
+
+def _progress_bar(key: str, done: int, total: int | None) -> None:
+    if total:
+        filled = int(30 * done / total)
+        sys.stderr.write(f"\r{key:>14} [{'#' * filled}{'.' * (30 - filled)}] {done / 1e6:6.1f}/{total / 1e6:.1f} MB")
+    else:
+        sys.stderr.write(f"\r{key:>14} {done / 1e6:6.1f} MB")
+    if total and done >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def cmd_models(args) -> int:
+    store = ModelStore()
+    if args.models_command == "info":
+        print(f"model cache: {store.home}")
+        for key, status, path in store.info():
+            print(f"  {key:<16} {status:<10} {path}")
+        arch = store.default_arch()
+        print(f"default arch: {arch or 'none installed'}; "
+              f"dense model: {'full BFM' if store.installed('bfm') else 'mean shape'}")
+        return 0
+    keys = store.keys_for(args.arch, bfm=not args.no_bfm)
+    try:
+        if args.models_command == "fetch":
+            new = store.fetch(keys, progress=_progress_bar)
+            print(f"installed {len(new)} new file(s) in {store.home}")
+        else:
+            imported, missing = store.import_dir(args.dir, keys)
+            print(f"imported {len(imported)} file(s) into {store.home}")
+            if missing:
+                print(f"not found in {args.dir}: {', '.join(missing)}")
+    except AssetError as exc:
+        raise CliError(str(exc)) from None
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="face3d-nb", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def engine_options(p):
+        p.add_argument("--arch", choices=ARCHS, help="regressor (default: mb1 when installed, else mb05)")
+        p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: all cores)")
+        p.add_argument("--json", action="store_true", help="print results as JSON")
+
+    image = sub.add_parser("image", help="reconstruct the faces in an image file")
+    image.add_argument("path", type=Path)
+    engine_options(image)
+    image.add_argument("--obj", type=Path, help="write the dense meshes as OBJ with vertex colours")
+    image.add_argument("--ply", type=Path, help="write the dense meshes as binary PLY")
+    image.add_argument("--overlay", type=Path, help="write the image with boxes, landmarks and pose")
+    image.set_defaults(func=cmd_image)
+
+    video = sub.add_parser("video", help="reconstruct the faces in every frame of a video file")
+    video.add_argument("path", type=Path)
+    engine_options(video)
+    video.add_argument("--every", type=int, default=1, metavar="N", help="process every N-th frame")
+    video.set_defaults(func=cmd_video)
+
+    models = sub.add_parser("models", help="download, import and list model files")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    for name, text in (("fetch", "download, verify and convert"), ("import", "install from a local folder")):
+        p = msub.add_parser(name, help=text)
+        if name == "import":
+            p.add_argument("dir", type=Path, help="folder laid out like upstream 3DDFA_V2 or shared/assets")
+        p.add_argument("--arch", choices=ARCHS, help="only this regressor (default: both)")
+        p.add_argument("--no-bfm", action="store_true", help="skip the Basel Face Model (academic use only)")
+    msub.add_parser("info", help="list installed and missing files")
+    models.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="face3d-nb: %(message)s")
+    try:
+        return args.func(args)
+    except CliError as exc:
+        print(f"face3d-nb: error: {exc}", file=sys.stderr)
+        return exc.status
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

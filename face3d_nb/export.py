@@ -1,0 +1,74 @@
+"""Writing results: meshes as OBJ/PLY with colours sampled from the image, and overlay pictures.
+
+Meshes are written as upstream does: y flipped to point up (``height - y``) and each triangle's
+winding reversed so faces point towards the viewer in that frame; several faces go into one file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+__all__ = ["vertex_colors", "write_obj", "write_ply", "draw_overlay"]
+
+
+def vertex_colors(image: np.ndarray, vertices: np.ndarray) -> np.ndarray:
+    """Colour (V, 3) uint8 RGB of the pixel under each vertex (V, 3+) of a BGR image."""
+    h, w = image.shape[:2]
+    x = np.clip(np.round(vertices[:, 0]), 0, w - 1).astype(np.intp)
+    y = np.clip(np.round(vertices[:, 1]), 0, h - 1).astype(np.intp)
+    return image[y, x, ::-1]
+
+
+def _merge(meshes: Sequence[np.ndarray], triangles: np.ndarray, height: int) -> tuple[np.ndarray, np.ndarray]:
+    verts = np.concatenate(meshes).astype(np.float32)
+    verts[:, 1] = height - verts[:, 1]
+    n = len(meshes[0]) if meshes else 0
+    faces = np.concatenate([triangles[:, ::-1] + k * n for k in range(len(meshes))]) if meshes else np.zeros((0, 3), np.int32)
+    return verts, faces
+
+
+def write_obj(path: str | Path, meshes: Sequence[np.ndarray], triangles: np.ndarray, image: np.ndarray) -> None:
+    """OBJ of the meshes (each (V, 3) image pixels) with per-vertex colour (``v x y z r g b``)."""
+    verts, faces = _merge(meshes, triangles, image.shape[0])
+    colors = np.concatenate([vertex_colors(image, m) for m in meshes]) / 255.0 if meshes else np.zeros((0, 3))
+    with open(path, "w") as f:
+        np.savetxt(f, np.hstack([verts, colors]), fmt="v %.2f %.2f %.2f %.3f %.3f %.3f")
+        np.savetxt(f, faces + 1, fmt="f %d %d %d")
+
+
+def write_ply(path: str | Path, meshes: Sequence[np.ndarray], triangles: np.ndarray, image: np.ndarray) -> None:
+    """Binary little-endian PLY of the meshes with per-vertex RGB colour."""
+    verts, faces = _merge(meshes, triangles, image.shape[0])
+    colors = np.concatenate([vertex_colors(image, m) for m in meshes]) if meshes else np.zeros((0, 3), np.uint8)
+    vertex = np.empty(len(verts), dtype=[("xyz", "<f4", 3), ("rgb", "u1", 3)])
+    vertex["xyz"], vertex["rgb"] = verts, colors
+    face = np.empty(len(faces), dtype=[("n", "u1"), ("idx", "<i4", 3)])
+    face["n"], face["idx"] = 3, faces
+    header = (
+        "ply\nformat binary_little_endian 1.0\n"
+        f"element vertex {len(verts)}\nproperty float x\nproperty float y\nproperty float z\n"
+        "property uchar red\nproperty uchar green\nproperty uchar blue\n"
+        f"element face {len(faces)}\nproperty list uchar int vertex_indices\nend_header\n"
+    )
+    with open(path, "wb") as f:
+        f.write(header.encode("ascii"))
+        f.write(vertex.tobytes())
+        f.write(face.tobytes())
+
+
+def draw_overlay(image: np.ndarray, faces) -> np.ndarray:
+    """A copy of the BGR ``image`` with each face's box, 68 landmarks and pose angles drawn on."""
+    out = image.copy()
+    thickness = max(1, round(max(image.shape[:2]) / 500))
+    for face in faces:
+        x1, y1, x2, y2 = np.round(face.box[:4]).astype(int)
+        cv2.rectangle(out, (x1, y1), (x2, y2), (255, 128, 0), thickness, cv2.LINE_AA)
+        for x, y in np.round(face.landmarks[:, :2]).astype(int):
+            cv2.circle(out, (x, y), thickness + 1, (0, 255, 0), -1, cv2.LINE_AA)
+        label = f"yaw {face.pose.yaw:.0f} pitch {face.pose.pitch:.0f} roll {face.pose.roll:.0f}"
+        cv2.putText(out, label, (x1, max(y1 - 6, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thickness, (255, 255, 255), thickness, cv2.LINE_AA)
+    return out
