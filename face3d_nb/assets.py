@@ -10,6 +10,7 @@ build from them go to ``<home>/onnx/``. Nothing here is ever written inside the 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import logging
 import os
@@ -221,7 +222,7 @@ class ModelStore:
                         done += len(chunk)
                         if progress:
                             progress(key, done, total)
-            except OSError as exc:
+            except (OSError, http.client.HTTPException) as exc:
                 raise AssetError(
                     f"download of {url} was interrupted after {done} bytes ({exc}); "
                     "run `face3d-nb models fetch` again to resume"

@@ -63,8 +63,19 @@ class _RestrictedUnpickler(pickle.Unpickler):
             ) from None
 
 
+def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
+    # Protocol-2 pickles written by Python 3 spell bytes as _codecs.encode(text, "latin1").
+    if encoding != "latin1":
+        raise UnsafePickleError(f"refusing to decode bytes from {encoding!r}")
+    return text.encode("latin1")
+
+
 class _PklUnpickler(_RestrictedUnpickler):
-    allowed = {**_numpy_globals(), ("collections", "OrderedDict"): collections.OrderedDict}
+    allowed = {
+        **_numpy_globals(),
+        ("collections", "OrderedDict"): collections.OrderedDict,
+        ("_codecs", "encode"): _latin1_bytes,
+    }
 
 
 def load_pkl(path: str | Path) -> Any:

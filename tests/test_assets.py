@@ -1,0 +1,195 @@
+"""Model download, resume, verification and import, against a real HTTP server on loopback.
+
+The server plays upstream's raw-file host with the real files from shared/assets; it can cut a
+transfer short, ignore Range requests or serve corrupted bytes, so every failure path is real.
+"""
+
+import json
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from face3d_nb.assets import AssetError, ModelStore, ModelsMissingError, git_blob_sha1, load_manifest
+
+from conftest import ASSETS, requires_assets
+
+pytestmark = requires_assets
+
+
+class Upstream:
+    """Serves manifest paths from shared/assets, with switchable misbehaviour."""
+
+    def __init__(self):
+        manifest = load_manifest()
+        self.files = {}
+        for key, entry in manifest["files"].items():
+            local = next((ASSETS / p for p in entry["also"] if (ASSETS / p).is_file()), None)
+            if local is not None:
+                commit = manifest["sources"][entry["source"]]["commit"]
+                self.files[f"/{entry['source']}/{commit}/{entry['path']}"] = local.read_bytes()
+        self.cut_after: int | None = None
+        self.ignore_range = False
+        self.corrupt = False
+        self.requests: list[tuple[str, str | None]] = []
+        upstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                upstream.requests.append((self.path, self.headers.get("Range")))
+                data = upstream.files.get(self.path)
+                if data is None:
+                    self.send_error(404)
+                    return
+                if upstream.corrupt:
+                    data = data[:-1] + bytes([data[-1] ^ 0xFF])
+                start = 0
+                rng = self.headers.get("Range")
+                if rng and not upstream.ignore_range:
+                    start = int(rng.removeprefix("bytes=").rstrip("-"))
+                    if start >= len(data):
+                        self.send_error(416)
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                else:
+                    self.send_response(200)
+                body = data[start:]
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if upstream.cut_after is not None:
+                    self.wfile.write(body[: upstream.cut_after])
+                    self.wfile.flush()
+                    upstream.cut_after = None
+                    self.close_connection = True
+                    return
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        host, port = self.server.server_address
+        self.url = f"http://{host}:{port}"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def upstream(monkeypatch):
+    server = Upstream()
+    monkeypatch.setenv("FACE3D_URL_3DDFA_V2", server.url + "/3ddfa_v2/{commit}/{path}")
+    monkeypatch.setenv("FACE3D_URL_3DDFA", server.url + "/3ddfa/{commit}/{path}")
+    yield server
+    server.close()
+
+
+KEYS = ["faceboxes", "param_mean_std", "tri", "indices", "mb05", "u_shp", "u_exp", "keypoints_sim"]
+
+
+def test_fetch_installs_verifies_and_converts(upstream, tmp_path):
+    store = ModelStore(tmp_path)
+    seen = []
+    new = store.fetch(KEYS, progress=lambda key, done, total: seen.append((key, done, total)))
+    assert new == KEYS
+    paths = store.resolve("mb05")
+    assert paths.detector.is_file() and paths.regressor.is_file() and paths.bfm is None
+    for key in KEYS:
+        assert git_blob_sha1(store.raw_path(key)) == store.files[key]["sha1"]
+    last = {key: (done, total) for key, done, total in seen}
+    assert last["mb05"] == (3752462, 3752462)
+    assert not list(tmp_path.rglob("*.part"))
+    assert store.fetch(KEYS) == []  # nothing downloaded twice
+    assert len(upstream.requests) == len(KEYS)
+
+
+def test_interrupted_download_resumes_where_it_stopped(upstream, tmp_path):
+    store = ModelStore(tmp_path)
+    upstream.cut_after = 1_000_000
+    with pytest.raises(AssetError, match="fetch` again"):
+        store.fetch(["mb05"])
+    part = store.raw_path("mb05").with_name("mb05_120x120.pth.part")
+    assert part.stat().st_size == 1_000_000 and not store.installed("mb05")
+    store.fetch(["mb05"])
+    assert upstream.requests[-1][1] == "bytes=1000000-"
+    assert git_blob_sha1(store.raw_path("mb05")) == store.files["mb05"]["sha1"]
+
+
+def test_server_ignoring_range_restarts_cleanly(upstream, tmp_path):
+    store = ModelStore(tmp_path)
+    upstream.cut_after = 500_000
+    with pytest.raises(AssetError):
+        store.fetch(["faceboxes"])
+    upstream.ignore_range = True
+    store.fetch(["faceboxes"])
+    assert store.raw_path("faceboxes").stat().st_size == 4072492
+    assert git_blob_sha1(store.raw_path("faceboxes")) == store.files["faceboxes"]["sha1"]
+
+
+def test_corrupt_download_is_discarded(upstream, tmp_path):
+    store = ModelStore(tmp_path)
+    upstream.corrupt = True
+    with pytest.raises(AssetError, match="does not match the pinned"):
+        store.fetch(["tri"])
+    assert not store.installed("tri") and not list(tmp_path.rglob("*.part"))
+
+
+def test_offline_fetch_names_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACE3D_URL_3DDFA_V2", "http://127.0.0.1:9/{commit}/{path}")
+    with pytest.raises(AssetError) as info:
+        ModelStore(tmp_path).fetch(["tri"])
+    message = str(info.value)
+    assert "face3d-nb models fetch" in message and "face3d-nb models import DIR" in message
+
+
+def test_cli_fetch_shows_progress(upstream, tmp_path):
+    env = {**__import__("os").environ, "FACE3D_HOME": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "face3d_nb.cli", "models", "fetch", "--arch", "mb05", "--no-bfm"],
+        capture_output=True, text=True, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "mb05 [##############################]" in proc.stderr
+    assert "installed 8 new file(s)" in proc.stdout
+
+
+def test_import_from_upstream_layout_and_missing_report(tmp_path):
+    source = tmp_path / "upstream_checkout"
+    manifest = load_manifest()
+    for key in ("tri", "indices"):
+        target = source / manifest["files"][key]["path"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes((ASSETS / manifest["files"][key]["also"][0]).read_bytes())
+    store = ModelStore(tmp_path / "home")
+    imported, missing = store.import_dir(source, store.keys_for("mb05", bfm=False))
+    assert imported == ["tri", "indices"]
+    assert "faceboxes" in missing and "mb05" in missing
+    with pytest.raises(ModelsMissingError, match="faceboxes"):
+        store.resolve("mb05")
+
+
+def test_import_refuses_a_tampered_file(tmp_path):
+    source = tmp_path / "src" / "configs"
+    source.mkdir(parents=True)
+    (source / "tri.pkl").write_bytes(b"\x80\x02not the real triangles")
+    store = ModelStore(tmp_path / "home")
+    with pytest.raises(AssetError, match="does not match"):
+        store.import_dir(tmp_path / "src", ["tri"])
+    assert not store.installed("tri")
+
+
+def test_manifest_pins_every_file():
+    manifest = load_manifest()
+    assert manifest["sources"]["3ddfa_v2"]["commit"] == "1b6c67601abffc1e9f248b291708aef0e43b55ae"
+    assert all(len(entry["sha1"]) == 40 for entry in manifest["files"].values())
+    shared = {row["path"]: row for row in json.loads((ASSETS / "MANIFEST.json").read_text())}
+    for entry in manifest["files"].values():
+        row = shared.get(entry["also"][0])
+        if row:
+            assert row["git_blob_sha1"] == entry["sha1"] and row["size"] == entry["size"]
