@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 ARCHS = ("mb1", "mb05")
 # Bump when the converter's output changes, so stale converted graphs are rebuilt.
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2
 REQUIRED = ("faceboxes", "param_mean_std", "tri", "indices")
 MEAN_SHAPE = ("u_shp", "u_exp", "keypoints_sim")
 _CHUNK = 1 << 16

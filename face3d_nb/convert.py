@@ -80,12 +80,14 @@ class _GraphBuilder:
 
 
 def _uint8_to_nchw(g: _GraphBuilder, x: str, mean, scale: float | None) -> str:
-    """(…, H, W, 3) uint8 -> float32 NCHW, minus ``mean`` (per channel), times ``scale``."""
-    x = g.op("Cast", [x], to=TensorProto.FLOAT)
-    x = g.op("Sub", [x, g.const(np.asarray(mean, np.float32), "mean")])
+    """(N, H, W, 3) uint8 -> float32 NCHW, minus ``mean`` (per channel), times ``scale``."""
+    # Transposing first keeps the per-channel subtraction on contiguous planes; ORT's broadcast
+    # over a trailing axis of 3 is several times slower.
+    x = g.op("Cast", [g.op("Transpose", [x], perm=[0, 3, 1, 2])], to=TensorProto.FLOAT)
+    x = g.op("Sub", [x, g.const(np.asarray(mean, np.float32).reshape(1, -1, 1, 1), "mean")])
     if scale is not None:
         x = g.op("Mul", [x, g.const(np.float32(scale), "scale")])
-    return g.op("Transpose", [x], perm=[0, 3, 1, 2])
+    return x
 
 
 def build_regressor(state: dict[str, np.ndarray], param_mean: np.ndarray, param_std: np.ndarray) -> onnx.ModelProto:

@@ -58,7 +58,7 @@ def test_full_model_adds_identity_and_expression(tmp_path, mean_model):
     rng = np.random.default_rng(0)
     path, w_shp, w_exp = _synthetic_bfm(tmp_path, mean_model, rng)
     full = MorphableModel.from_bfm(path, ASSETS / "3ddfa_v2/configs/tri.pkl")
-    assert full.full and full.basis.shape == (3 * 38365, 50)
+    assert full.full and full.basis.shape == (50, 3 * 38365)
     params = np.load(REFERENCE / "emma.npz")["params"][0].copy()
     roi = [0, 0, 120, 120]
     rot, offset, shp, exp = split_params(params)

@@ -1,0 +1,52 @@
+"""Helpers shared by the benchmark scripts: models, frames and percentile tables."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from face3d_nb.assets import ModelPaths, ModelsMissingError, ModelStore
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSETS = Path(os.environ.get("FACE3D_TEST_ASSETS", ROOT.parent / "shared" / "assets"))
+VIDEO = ASSETS / "video" / "obama.mp4"
+
+log = logging.getLogger("benchmarks")
+
+
+def model_paths(arch: str | None = None) -> ModelPaths:
+    """The installed models, or the shared assets imported into a temporary cache."""
+    try:
+        return ModelStore().resolve(arch)
+    except ModelsMissingError:
+        if not ASSETS.is_dir():
+            raise
+    store = ModelStore(tempfile.mkdtemp(prefix="face3d_bench_"))
+    store.import_dir(ASSETS, store.keys_for(arch))
+    log.info("using the shared assets from %s", ASSETS)
+    return store.resolve(arch)
+
+
+def video_frames(path: Path = VIDEO) -> list[np.ndarray]:
+    """Every decodable frame of a video, BGR."""
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    if not frames:
+        raise SystemExit(f"no frames decoded from {path}")
+    return frames
+
+
+def percentiles(samples_ms) -> tuple[float, float]:
+    """(median, p95) of a list of milliseconds."""
+    return float(np.median(samples_ms)), float(np.percentile(samples_ms, 95))
