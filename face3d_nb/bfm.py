@@ -150,6 +150,20 @@ class MorphableModel:
             raise ValueError("a landmark vertex is missing from the no-neck model")
         return cls(full[idx], None, _triangles(tri_pkl), landmarks)
 
+    def reduced(self, vertices: np.ndarray, triangles: np.ndarray) -> MorphableModel:
+        """The model restricted to ``vertices`` (K,) with ``triangles`` over them; only those
+        rows of the basis are kept, so decoding costs K/V of the full model. The landmark
+        vertices must be among ``vertices``."""
+        vertices = np.asarray(vertices, np.intp)
+        index = np.full(self.n_vertices, -1, np.intp)
+        index[vertices] = np.arange(len(vertices))
+        if (index[self.landmarks] < 0).any():
+            raise ValueError("a reduced model must keep the 68 landmark vertices")
+        basis = None
+        if self.basis is not None:
+            basis = self.basis.reshape(len(self.basis), -1, 3)[:, vertices].reshape(len(self.basis), -1)
+        return MorphableModel(self.mean[vertices], basis, triangles, index[self.landmarks])
+
     def _posed(self, params: np.ndarray, roi_box, mean: np.ndarray, basis: np.ndarray | None) -> np.ndarray:
         rotation, offset, shp, exp = split_params(params)
         shape = mean if basis is None else mean + (np.concatenate([shp, exp]) @ basis).reshape(-1, 3)
