@@ -18,6 +18,8 @@ _EXPORTS = {
     "MorphableModel": "bfm",
     "Pose": "bfm",
     "ModelStore": "assets",
+    "Engine": "engine",
+    "EngineConfig": "config",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -39,7 +39,7 @@ def _describe(rec) -> str:
 
 
 def cmd_image(args) -> int:
-    from .export import draw_overlay, write_obj, write_ply  # noqa: PLC0415
+    from .export import draw_overlay, vertex_colors, write_obj, write_ply  # noqa: PLC0415
 
     try:
         image = read_image(args.path)
@@ -50,10 +50,11 @@ def cmd_image(args) -> int:
     if not faces:
         log.warning("%s: no face found", args.path)
     meshes = [rec.vertices(f) for f in faces] if (args.obj or args.ply) else []
+    colors = [vertex_colors(image, m) for m in meshes]
     if args.obj:
-        write_obj(args.obj, meshes, rec.triangles, image)
+        write_obj(args.obj, meshes, rec.triangles, image.shape[0], colors)
     if args.ply:
-        write_ply(args.ply, meshes, rec.triangles, image)
+        write_ply(args.ply, meshes, rec.triangles, image.shape[0], colors)
     if args.overlay and not cv2.imwrite(str(args.overlay), draw_overlay(image, faces)):
         raise CliError(f"cannot write {args.overlay} (unknown image extension or unwritable path)")
     if args.json:
@@ -72,6 +73,10 @@ def cmd_video(args) -> int:
         raise CliError(f"{args.path}: no such file", status=2)
     if args.every < 1:
         raise CliError("--every must be at least 1", status=2)
+    if args.live:
+        return cmd_video_live(args)
+    if args.config or args.set:
+        raise CliError("--config and --set only apply with --live", status=2)
     capture = cv2.VideoCapture(str(args.path))
     if not capture.isOpened():
         raise CliError(f"{args.path}: not a readable video", status=2)
@@ -97,6 +102,102 @@ def cmd_video(args) -> int:
     if args.json:
         json.dump({"frames": frames}, sys.stdout)
         sys.stdout.write("\n")
+    return 0
+
+
+def _engine_config(args):
+    """Engine settings: the --config file, then --arch/--threads/--every, then each --set."""
+    from .config import EngineConfig, parse_override  # noqa: PLC0415
+
+    try:
+        config = EngineConfig.load(args.config) if args.config else EngineConfig()
+        overrides = {"arch": args.arch} if args.arch else {}
+        if args.threads:
+            overrides["threads"] = args.threads
+        if args.every != 1:
+            overrides["frame_skip"] = args.every
+        overrides.update(parse_override(text) for text in args.set)
+        return config.replace(**overrides)
+    except ValueError as exc:
+        raise CliError(str(exc), status=2) from None
+
+
+def _face_json(tracked, scale: float) -> dict:
+    from .engine import scale_face  # noqa: PLC0415
+
+    return {**scale_face(tracked.face, 1 / scale).to_dict(), "track_id": tracked.track_id}
+
+
+def cmd_video_live(args) -> int:
+    """The video at its own frame rate through the live engine, as a camera would feed it."""
+    from .engine import Engine, FrameResult  # noqa: PLC0415
+    from .playback import feed_realtime, open_video  # noqa: PLC0415
+
+    config = _engine_config(args)
+    try:
+        frames, fps = open_video(args.path)
+    except ImageError as exc:
+        raise CliError(str(exc), status=2) from None
+    processed: dict[int, list[dict]] = {}
+
+    def on_event(event) -> None:
+        if not isinstance(event, FrameResult):
+            return
+        processed[event.seq] = [_face_json(t, event.scale) for t in event.faces]
+        if not args.json:
+            poses = "; ".join(f"#{t.track_id} yaw {t.face.pose.yaw:.1f} pitch {t.face.pose.pitch:.1f} "
+                              f"roll {t.face.pose.roll:.1f}" for t in event.faces)
+            print(f"frame {event.seq}: {len(event.faces)} face(s) {poses}", flush=True)
+
+    engine = Engine(config)
+    engine.subscribe(on_event)
+    try:
+        engine.start()
+    except AssetError as exc:
+        frames.close()
+        raise CliError(str(exc)) from None
+    try:
+        count = feed_realtime(engine.submit, frames, fps)
+        engine.drain(timeout=60)
+    finally:
+        frames.close()
+        engine.stop()
+    if count == 0:
+        raise CliError(f"{args.path}: no frame could be decoded", status=2)
+    stats = engine.stats()
+    if args.json:
+        json.dump({"frames": [{"frame": i, "faces": processed[i]} for i in sorted(processed)]}, sys.stdout)
+        sys.stdout.write("\n")
+        log.info("%s", stats.summary())
+    else:
+        print(f"{args.path}: {count} frames at {fps:g} fps, {len(processed)} processed "
+              f"({100 * len(processed) / count:.0f}%)")
+        print(stats.summary())
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .detail import LEVELS, simplify  # noqa: PLC0415
+    from .export import write_obj, write_ply  # noqa: PLC0415
+    from .pipeline import load_morphable_model  # noqa: PLC0415
+    from .recording import RecordingError, read_recording  # noqa: PLC0415
+
+    try:
+        _, frames = read_recording(args.path)
+    except RecordingError as exc:
+        raise CliError(str(exc), status=2) from None
+    try:
+        model = load_morphable_model(ModelStore().resolve())
+    except AssetError as exc:
+        raise CliError(str(exc)) from None
+    detail = simplify(args.level, model.mean, model.triangles, model.landmarks, LEVELS[args.level])
+    model = model.reduced(detail.vertices, detail.triangles)
+    write = write_obj if args.format == "obj" else write_ply
+    args.out.mkdir(parents=True, exist_ok=True)
+    for frame in frames:
+        meshes = [model.vertices(f.params, f.roi_box) for f in frame.faces]
+        write(args.out / f"frame_{frame.seq:06d}.{args.format}", meshes, model.triangles, frame.frame_shape[0])
+    print(f"wrote {len(frames)} {args.format} file(s) to {args.out}")
     return 0
 
 
@@ -136,6 +237,18 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_app(args) -> int:
+    from .serve import NotebookMissingError, serve_app  # noqa: PLC0415 - Voila is only needed here
+
+    if not 0 < args.port < 65536:
+        raise CliError(f"--port must be between 1 and 65535, got {args.port}", status=2)
+    try:
+        serve_app(port=args.port, host=args.host, open_browser=args.open)
+    except NotebookMissingError as exc:
+        raise CliError(str(exc)) from None
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="face3d-nb", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -158,6 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("path", type=Path)
     engine_options(video)
     video.add_argument("--every", type=int, default=1, metavar="N", help="process every N-th frame")
+    video.add_argument("--live", action="store_true",
+                       help="play the video at its frame rate through the live engine (tracking, smoothing; "
+                            "frames it cannot keep up with are dropped) and print its statistics")
+    video.add_argument("--config", type=Path, help="live engine settings file (.toml, .yaml or .yml)")
+    video.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override one live engine setting, e.g. --set smoothing=0.8 (repeatable)")
     video.set_defaults(func=cmd_video)
 
     models = sub.add_parser("models", help="download, import and list model files")
@@ -170,6 +289,19 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--no-bfm", action="store_true", help="skip the Basel Face Model (academic use only)")
     msub.add_parser("info", help="list installed and missing files")
     models.set_defaults(func=cmd_models)
+
+    export = sub.add_parser("export", help="turn a recorded session into one mesh file per frame")
+    export.add_argument("path", type=Path, help="a recording (.jsonl) saved by the app")
+    export.add_argument("--out", type=Path, default=Path("meshes"), help="output folder (default: meshes)")
+    export.add_argument("--format", choices=("obj", "ply"), default="obj")
+    export.add_argument("--level", choices=("full", "medium", "low"), default="full", help="mesh detail")
+    export.set_defaults(func=cmd_export)
+
+    app = sub.add_parser("app", help="serve the live camera app with Voila")
+    app.add_argument("--port", type=int, default=8866, help="port to listen on (default: 8866)")
+    app.add_argument("--host", default="localhost", help="interface to listen on (default: localhost)")
+    app.add_argument("--open", action="store_true", help="open the app in a web browser")
+    app.set_defaults(func=cmd_app)
     return parser
 
 

@@ -24,34 +24,44 @@ def vertex_colors(image: np.ndarray, vertices: np.ndarray) -> np.ndarray:
 
 
 def _merge(meshes: Sequence[np.ndarray], triangles: np.ndarray, height: int) -> tuple[np.ndarray, np.ndarray]:
+    if not meshes:
+        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32)
     verts = np.concatenate(meshes).astype(np.float32)
     verts[:, 1] = height - verts[:, 1]
-    n = len(meshes[0]) if meshes else 0
-    faces = np.concatenate([triangles[:, ::-1] + k * n for k in range(len(meshes))]) if meshes else np.zeros((0, 3), np.int32)
-    return verts, faces
+    n = len(meshes[0])
+    return verts, np.concatenate([triangles[:, ::-1] + k * n for k in range(len(meshes))])
 
 
-def write_obj(path: str | Path, meshes: Sequence[np.ndarray], triangles: np.ndarray, image: np.ndarray) -> None:
-    """OBJ of the meshes (each (V, 3) image pixels) with per-vertex colour (``v x y z r g b``)."""
-    verts, faces = _merge(meshes, triangles, image.shape[0])
-    colors = np.concatenate([vertex_colors(image, m) for m in meshes]) / 255.0 if meshes else np.zeros((0, 3))
+def write_obj(path: str | Path, meshes: Sequence[np.ndarray], triangles: np.ndarray, height: int,
+              colors: Sequence[np.ndarray] | None = None) -> None:
+    """OBJ of the meshes (each (V, 3) pixels of an image ``height`` tall), all in one file;
+    with ``colors`` (one (V, 3) uint8 RGB array per mesh) as ``v x y z r g b``."""
+    verts, faces = _merge(meshes, triangles, height)
     with open(path, "w") as f:
-        np.savetxt(f, np.hstack([verts, colors]), fmt="v %.2f %.2f %.2f %.3f %.3f %.3f")
+        if colors is None:
+            np.savetxt(f, verts, fmt="v %.2f %.2f %.2f")
+        else:
+            rgb = np.concatenate(colors) / 255.0 if meshes else np.zeros((0, 3))
+            np.savetxt(f, np.hstack([verts, rgb]), fmt="v %.2f %.2f %.2f %.3f %.3f %.3f")
         np.savetxt(f, faces + 1, fmt="f %d %d %d")
 
 
-def write_ply(path: str | Path, meshes: Sequence[np.ndarray], triangles: np.ndarray, image: np.ndarray) -> None:
-    """Binary little-endian PLY of the meshes with per-vertex RGB colour."""
-    verts, faces = _merge(meshes, triangles, image.shape[0])
-    colors = np.concatenate([vertex_colors(image, m) for m in meshes]) if meshes else np.zeros((0, 3), np.uint8)
-    vertex = np.empty(len(verts), dtype=[("xyz", "<f4", 3), ("rgb", "u1", 3)])
-    vertex["xyz"], vertex["rgb"] = verts, colors
+def write_ply(path: str | Path, meshes: Sequence[np.ndarray], triangles: np.ndarray, height: int,
+              colors: Sequence[np.ndarray] | None = None) -> None:
+    """Binary little-endian PLY of the meshes, as :func:`write_obj`."""
+    verts, faces = _merge(meshes, triangles, height)
+    fields = [("xyz", "<f4", 3)] + ([("rgb", "u1", 3)] if colors is not None else [])
+    vertex = np.empty(len(verts), dtype=fields)
+    vertex["xyz"] = verts
+    color_header = ""
+    if colors is not None:
+        vertex["rgb"] = np.concatenate(colors) if meshes else np.zeros((0, 3), np.uint8)
+        color_header = "property uchar red\nproperty uchar green\nproperty uchar blue\n"
     face = np.empty(len(faces), dtype=[("n", "u1"), ("idx", "<i4", 3)])
     face["n"], face["idx"] = 3, faces
     header = (
         "ply\nformat binary_little_endian 1.0\n"
-        f"element vertex {len(verts)}\nproperty float x\nproperty float y\nproperty float z\n"
-        "property uchar red\nproperty uchar green\nproperty uchar blue\n"
+        f"element vertex {len(verts)}\nproperty float x\nproperty float y\nproperty float z\n{color_header}"
         f"element face {len(faces)}\nproperty list uchar int vertex_indices\nend_header\n"
     )
     with open(path, "wb") as f:

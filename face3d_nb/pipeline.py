@@ -33,7 +33,8 @@ class Face:
     def to_dict(self) -> dict:
         """The public JSON shape of a face (``--json``): these keys are a stable contract."""
         return {
-            "box": [float(v) for v in self.box],
+            # A tracked face has no detector score (NaN), which JSON spells null.
+            "box": [None if np.isnan(v) else float(v) for v in self.box],
             "roi_box": [float(v) for v in self.roi_box],
             "params": [float(v) for v in self.params],
             "pose": {"yaw": self.pose.yaw, "pitch": self.pose.pitch, "roll": self.pose.roll},
