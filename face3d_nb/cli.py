@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -28,7 +29,7 @@ def _reconstructor(args):
     from .pipeline import Reconstructor  # noqa: PLC0415 - keeps `models` commands light
 
     try:
-        return Reconstructor(arch=args.arch, threads=args.threads)
+        return Reconstructor(arch=args.arch, threads=args.threads, provider=args.provider or "cpu")
     except AssetError as exc:
         raise CliError(str(exc)) from None
 
@@ -114,6 +115,8 @@ def _engine_config(args):
         overrides = {"arch": args.arch} if args.arch else {}
         if args.threads:
             overrides["threads"] = args.threads
+        if args.provider:
+            overrides["provider"] = args.provider
         if args.every != 1:
             overrides["frame_skip"] = args.every
         overrides.update(parse_override(text) for text in args.set)
@@ -249,6 +252,31 @@ def cmd_app(args) -> int:
     return 0
 
 
+def cmd_replay(args) -> int:
+    """Serve the replay notebook with Voila, the recording passed to its kernel in the environment."""
+    from .recording import RecordingError, read_recording  # noqa: PLC0415
+    from .replay_app import ENV_DETAIL, ENV_FILE  # noqa: PLC0415
+    from .serve import NotebookMissingError, app_notebook, serve_app  # noqa: PLC0415
+
+    if not 0 < args.port < 65536:
+        raise CliError(f"--port must be between 1 and 65535, got {args.port}", status=2)
+    try:
+        _, frames = read_recording(args.path)
+    except RecordingError as exc:
+        raise CliError(str(exc), status=2) from None
+    try:
+        ModelStore().resolve()
+        notebook = app_notebook("replay.ipynb")
+    except (AssetError, NotebookMissingError) as exc:
+        raise CliError(str(exc)) from None
+    print(f"replaying {args.path} ({len(frames)} frames) at http://{args.host}:{args.port}/", flush=True)
+    # The kernels Voila starts inherit this process's environment.
+    os.environ[ENV_FILE] = str(args.path.resolve())
+    os.environ[ENV_DETAIL] = args.detail
+    serve_app(port=args.port, host=args.host, open_browser=args.open, notebook=notebook)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="face3d-nb", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -257,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     def engine_options(p):
         p.add_argument("--arch", choices=ARCHS, help="regressor (default: mb1 when installed, else mb05)")
         p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: all cores)")
+        p.add_argument("--provider", choices=("cpu", "cuda"),
+                       help="ONNX Runtime execution provider (default: cpu, or the --config file's; cuda needs "
+                            "onnxruntime-gpu and falls back to the CPU with a warning without it)")
         p.add_argument("--json", action="store_true", help="print results as JSON")
 
     image = sub.add_parser("image", help="reconstruct the faces in an image file")
@@ -302,6 +333,14 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--host", default="localhost", help="interface to listen on (default: localhost)")
     app.add_argument("--open", action="store_true", help="open the app in a web browser")
     app.set_defaults(func=cmd_app)
+
+    replay = sub.add_parser("replay", help="play a recorded session back into the 3D viewer (served with Voila)")
+    replay.add_argument("path", type=Path, help="a recording (.jsonl) saved by the app")
+    replay.add_argument("--detail", choices=("full", "medium", "low"), default="full", help="mesh detail")
+    replay.add_argument("--port", type=int, default=8866, help="port to listen on (default: 8866)")
+    replay.add_argument("--host", default="localhost", help="interface to listen on (default: localhost)")
+    replay.add_argument("--open", action="store_true", help="open the replay in a web browser")
+    replay.set_defaults(func=cmd_replay)
     return parser
 
 

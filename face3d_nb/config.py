@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .assets import ARCHS
+from .detail import LEVELS
 from .runtime import PROVIDERS
 
 __all__ = ["RESTART_KEYS", "EngineConfig", "parse_override"]
@@ -39,6 +40,8 @@ class EngineConfig:
       engine's clock agree (same machine and clock).
     - ``frame_skip`` (1): process only every k-th submitted frame; the others are counted as skipped.
     - ``dense`` (True): decode the dense mesh of every face in the worker.
+    - ``detail`` ("full"): mesh detail level, ``"full"`` (38,365 vertices), ``"medium"`` or ``"low"``
+      (about 1/4 and 1/16 of them); lower levels decode only their vertices' rows of the model.
     - ``threads`` (0): ONNX Runtime intra-op threads; 0 lets ONNX Runtime choose.
     - ``provider`` ("cpu"): execution provider, ``"cpu"`` or ``"cuda"``.
     - ``min_face_size`` (40.0): a track whose crop is smaller than this many pixels is doubtful.
@@ -58,6 +61,7 @@ class EngineConfig:
     max_age: float = 0.0
     frame_skip: int = 1
     dense: bool = True
+    detail: str = "full"
     threads: int = 0
     provider: str = "cpu"
     min_face_size: float = 40.0
@@ -74,6 +78,8 @@ class EngineConfig:
                 object.__setattr__(self, f.name, float(getattr(self, f.name)))
         if self.arch is not None and self.arch not in ARCHS:
             raise ValueError(f"arch: {self.arch!r} is not one of {', '.join(ARCHS)}")
+        if self.detail not in LEVELS:
+            raise ValueError(f"detail: {self.detail!r} is not one of {', '.join(LEVELS)}")
         if self.provider not in PROVIDERS:
             raise ValueError(f"provider: {self.provider!r} is not one of {', '.join(PROVIDERS)}")
         for name, low in (("max_input_size", 32), ("detect_interval", 1), ("max_faces", 1), ("frame_skip", 1),

@@ -9,11 +9,16 @@ themselves, so landmarks stay exact at every level.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-__all__ = ["LEVELS", "MeshDetail", "simplify"]
+if TYPE_CHECKING:
+    from .bfm import MorphableModel
+
+__all__ = ["LEVELS", "DetailLevels", "MeshDetail", "simplify"]
 
 # Target fraction of the full mesh's vertices per level.
 LEVELS = {"full": 1.0, "medium": 0.25, "low": 0.0625}
@@ -37,6 +42,11 @@ def _cluster(points: np.ndarray, cell: float, pinned: np.ndarray) -> np.ndarray:
     labels[pinned] = labels.max() + 1 + np.arange(len(pinned))
     # Cells holding only pinned points are now empty: renumber densely.
     return np.unique(labels, return_inverse=True)[1].reshape(-1)
+
+
+def _normals(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    a, b, c = (points[triangles[:, k]] for k in range(3))
+    return np.cross(b - a, c - a)
 
 
 def simplify(name: str, points: np.ndarray, triangles: np.ndarray, pinned: np.ndarray, fraction: float) -> MeshDetail:
@@ -65,8 +75,12 @@ def simplify(name: str, points: np.ndarray, triangles: np.ndarray, pinned: np.nd
     first[1:] = labels[order][1:] != labels[order][:-1]
     representative = np.empty(n_labels, np.int64)
     representative[labels[order][first]] = order[first]
-    mapped = representative[labels[np.asarray(triangles)]]
+    triangles = np.asarray(triangles)
+    mapped = representative[labels[triangles]]
     valid = (mapped[:, 0] != mapped[:, 1]) & (mapped[:, 1] != mapped[:, 2]) & (mapped[:, 0] != mapped[:, 2])
+    # A triangle whose corners moved past each other now faces the other way: it would be drawn
+    # as a dark fleck on the surface (or fold over its neighbours), so it is left out.
+    valid &= (_normals(points, mapped) * _normals(points, triangles)).sum(axis=1) > 0
     mapped = mapped[valid]
     _, unique_rows = np.unique(np.sort(mapped, axis=1), axis=0, return_index=True)
     mapped = mapped[np.sort(unique_rows)]
@@ -75,3 +89,33 @@ def simplify(name: str, points: np.ndarray, triangles: np.ndarray, pinned: np.nd
     index = np.full(n, -1, np.int64)
     index[kept] = np.arange(len(kept))
     return MeshDetail(name, kept, index[mapped].astype(np.int32))
+
+
+class DetailLevels:
+    """The detail levels of one morphable model, each built on first use (a few tenths of a second)
+    and kept; safe to use from several threads.
+
+    ``detail(name)`` is the :class:`MeshDetail` of level ``name`` (one of :data:`LEVELS`);
+    ``model(name)`` the model reduced to it, which decodes only the level's vertices.
+    """
+
+    def __init__(self, model: MorphableModel):
+        self._full = model
+        self._lock = threading.Lock()
+        self._built: dict[str, tuple[MeshDetail, MorphableModel]] = {}
+
+    def _get(self, name: str) -> tuple[MeshDetail, MorphableModel]:
+        if name not in LEVELS:
+            raise ValueError(f"unknown mesh detail {name!r}; choose one of {', '.join(LEVELS)}")
+        with self._lock:
+            if name not in self._built:
+                m = self._full
+                detail = simplify(name, m.mean, m.triangles, m.landmarks, LEVELS[name])
+                self._built[name] = (detail, m if LEVELS[name] >= 1 else m.reduced(detail.vertices, detail.triangles))
+            return self._built[name]
+
+    def detail(self, name: str) -> MeshDetail:
+        return self._get(name)[0]
+
+    def model(self, name: str) -> MorphableModel:
+        return self._get(name)[1]

@@ -47,7 +47,8 @@ log = logging.getLogger(__name__)
 class TrackedFace:
     """One face in one frame: ``track_id`` stable across frames (never reused by an engine);
     ``face`` smoothed params, pose and landmarks in the processed frame's pixels; ``vertices``
-    (38365, 3) float32 dense mesh in the same pixels, or None when ``config.dense`` is off."""
+    (K, 3) float32 mesh in the same pixels at the frame's detail level (K = 38365 at ``"full"``),
+    or None when ``config.dense`` is off."""
 
     track_id: int
     face: Face
@@ -64,7 +65,9 @@ class FrameResult:
     per stage (see :data:`~face3d_nb.stats.STAGES`); ``detected`` whether the detector ran;
     ``frame`` the processed BGR uint8 frame, which is the submitted array itself when that needed
     no conversion or shrinking (None when ``config.keep_frame`` is off); ``scale``
-    processed pixels per input pixel (<= 1): divide coordinates by it for the input's pixels.
+    processed pixels per input pixel (<= 1): divide coordinates by it for the input's pixels;
+    ``detail`` the mesh detail level of the faces' vertices (its triangles:
+    ``reconstructor.levels.detail(detail).triangles``).
     """
 
     seq: int
@@ -75,6 +78,7 @@ class FrameResult:
     detected: bool
     frame: np.ndarray | None
     scale: float = 1.0
+    detail: str = "full"
 
 
 @dataclass(frozen=True)
@@ -167,6 +171,8 @@ class Engine:
         if reconstructor is None:
             reconstructor = Reconstructor(arch=config.arch, threads=config.threads, provider=config.provider)
         _warm_up(reconstructor, config.max_input_size)
+        # Build the detail level now rather than on the first camera frame.
+        reconstructor.levels.model(config.detail)
         with self._cond:
             self._reconstructor = reconstructor
             self._tracker = Tracker(reconstructor)
@@ -193,6 +199,13 @@ class Engine:
         if thread.is_alive():
             raise TimeoutError(f"the engine worker did not stop within {timeout} s")
         self._thread = None
+
+    def set_reconstructor(self, reconstructor: Reconstructor | None) -> None:
+        """Use ``reconstructor`` from the next :meth:`start` (None: build one from the config then),
+        e.g. models loaded for another execution provider; ``ValueError`` while running."""
+        if self.running:
+            raise ValueError("the reconstructor can only change while the engine is stopped")
+        self._given = reconstructor
 
     def pause(self) -> None:
         """Stop processing (the pending frame and frames submitted meanwhile are dropped)."""
@@ -359,6 +372,7 @@ class Engine:
             detected=step.detected,
             frame=image if config.keep_frame else None,
             scale=scale,
+            detail=config.detail,
         )
         self._stats.processed(self._clock(), timings)
         self._publish(result)
@@ -412,7 +426,8 @@ class Engine:
             elif smoother.strength != config.smoothing:
                 smoother.strength = config.smoothing
             face = smoother(face, t)
-            out.append(TrackedFace(track_id, face, self._reconstructor.vertices(face) if config.dense else None))
+            vertices = self._reconstructor.vertices(face, config.detail) if config.dense else None
+            out.append(TrackedFace(track_id, face, vertices))
         return tuple(out)
 
     def _publish(self, event: Event) -> None:

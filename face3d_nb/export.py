@@ -6,13 +6,19 @@ winding reversed so faces point towards the viewer in that frame; several faces 
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
 
-__all__ = ["vertex_colors", "write_obj", "write_ply", "draw_overlay"]
+__all__ = ["MESH_FORMATS", "vertex_colors", "mesh_bytes", "write_obj", "write_ply", "draw_overlay"]
+
+#: Mesh file formats: name -> MIME type.
+MESH_FORMATS = {"obj": "model/obj", "ply": "application/ply"}
 
 
 def vertex_colors(image: np.ndarray, vertices: np.ndarray) -> np.ndarray:
@@ -32,12 +38,17 @@ def _merge(meshes: Sequence[np.ndarray], triangles: np.ndarray, height: int) -> 
     return verts, np.concatenate([triangles[:, ::-1] + k * n for k in range(len(meshes))])
 
 
-def write_obj(path: str | Path, meshes: Sequence[np.ndarray], triangles: np.ndarray, height: int,
+def _opened(target: str | Path | BinaryIO):
+    """A binary file to write: ``target`` opened, or ``target`` itself when it is already a file."""
+    return nullcontext(target) if hasattr(target, "write") else open(target, "wb")
+
+
+def write_obj(path: str | Path | BinaryIO, meshes: Sequence[np.ndarray], triangles: np.ndarray, height: int,
               colors: Sequence[np.ndarray] | None = None) -> None:
-    """OBJ of the meshes (each (V, 3) pixels of an image ``height`` tall), all in one file;
-    with ``colors`` (one (V, 3) uint8 RGB array per mesh) as ``v x y z r g b``."""
+    """OBJ of the meshes (each (V, 3) pixels of an image ``height`` tall), all in one file (a path or
+    a binary file object); with ``colors`` (one (V, 3) uint8 RGB array per mesh) as ``v x y z r g b``."""
     verts, faces = _merge(meshes, triangles, height)
-    with open(path, "w") as f:
+    with _opened(path) as f:
         if colors is None:
             np.savetxt(f, verts, fmt="v %.2f %.2f %.2f")
         else:
@@ -46,7 +57,7 @@ def write_obj(path: str | Path, meshes: Sequence[np.ndarray], triangles: np.ndar
         np.savetxt(f, faces + 1, fmt="f %d %d %d")
 
 
-def write_ply(path: str | Path, meshes: Sequence[np.ndarray], triangles: np.ndarray, height: int,
+def write_ply(path: str | Path | BinaryIO, meshes: Sequence[np.ndarray], triangles: np.ndarray, height: int,
               colors: Sequence[np.ndarray] | None = None) -> None:
     """Binary little-endian PLY of the meshes, as :func:`write_obj`."""
     verts, faces = _merge(meshes, triangles, height)
@@ -64,10 +75,20 @@ def write_ply(path: str | Path, meshes: Sequence[np.ndarray], triangles: np.ndar
         f"element vertex {len(verts)}\nproperty float x\nproperty float y\nproperty float z\n{color_header}"
         f"element face {len(faces)}\nproperty list uchar int vertex_indices\nend_header\n"
     )
-    with open(path, "wb") as f:
+    with _opened(path) as f:
         f.write(header.encode("ascii"))
         f.write(vertex.tobytes())
         f.write(face.tobytes())
+
+
+def mesh_bytes(fmt: str, meshes: Sequence[np.ndarray], triangles: np.ndarray, height: int,
+               colors: Sequence[np.ndarray] | None = None) -> bytes:
+    """The file :func:`write_obj` (``fmt`` "obj") or :func:`write_ply` ("ply") would write, as bytes."""
+    if fmt not in MESH_FORMATS:
+        raise ValueError(f"unknown mesh format {fmt!r}; choose one of {', '.join(MESH_FORMATS)}")
+    buffer = io.BytesIO()
+    (write_obj if fmt == "obj" else write_ply)(buffer, meshes, triangles, height, colors)
+    return buffer.getvalue()
 
 
 def draw_overlay(image: np.ndarray, faces) -> np.ndarray:

@@ -8,6 +8,7 @@ import numpy as np
 
 from .assets import ModelPaths, ModelStore
 from .bfm import MorphableModel, Pose, pose_from_params
+from .detail import DetailLevels
 from .detector import FaceDetector
 from .frames import as_bgr
 from .regressor import Regressor, roi_box_from_bbox
@@ -56,7 +57,8 @@ class Reconstructor:
     """Detector, regressor and morphable model, loaded once.
 
     ``reconstructor(image)`` returns a list of :class:`Face`, by descending detector score;
-    ``reconstructor.vertices(face)`` the dense (V, 3) mesh; ``reconstructor.triangles`` (T, 3).
+    ``reconstructor.vertices(face)`` the dense (V, 3) mesh; ``reconstructor.triangles`` (T, 3);
+    ``reconstructor.levels`` the model's mesh detail levels (:class:`~face3d_nb.detail.DetailLevels`).
     """
 
     def __init__(self, paths: ModelPaths | None = None, *, arch: str | None = None, threads: int = 0, provider: str = "cpu"):
@@ -64,6 +66,7 @@ class Reconstructor:
         self.detector = FaceDetector(self.paths.detector, threads=threads, provider=provider)
         self.regressor = Regressor(self.paths.regressor, threads=threads, provider=provider)
         self.model = load_morphable_model(self.paths)
+        self.levels = DetailLevels(self.model)
 
     @property
     def triangles(self) -> np.ndarray:
@@ -88,6 +91,7 @@ class Reconstructor:
             for box, roi, p in zip(boxes, roi_boxes, params)
         ]
 
-    def vertices(self, face: Face) -> np.ndarray:
-        """The dense mesh of ``face``: (V, 3) float32 image pixels."""
-        return self.model.vertices(face.params, face.roi_box)
+    def vertices(self, face: Face, detail: str = "full") -> np.ndarray:
+        """The mesh of ``face`` at ``detail``: (K, 3) float32 image pixels, K the level's vertex count
+        (all V vertices at ``"full"``); the level's triangles are ``levels.detail(detail).triangles``."""
+        return self.levels.model(detail).vertices(face.params, face.roi_box)

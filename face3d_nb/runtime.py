@@ -2,23 +2,37 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
 import onnxruntime as ort
 
-__all__ = ["create_session", "PROVIDERS"]
+__all__ = ["CUDA_FALLBACK", "create_session", "cuda_available", "PROVIDERS"]
 
 log = logging.getLogger(__name__)
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+CUDA_FALLBACK = ("CUDA requested but this onnxruntime has no CUDA provider; using the CPU "
+                 "(install onnxruntime-gpu instead of onnxruntime to use the GPU)")
+
+
+def cuda_available() -> bool:
+    """Whether the installed onnxruntime has the CUDA execution provider."""
+    return PROVIDERS["cuda"] in ort.get_available_providers()
+
+
+@functools.cache
+def _warn_fallback() -> None:
+    # Once per process: every session of a reconstructor would otherwise say it again.
+    log.warning(CUDA_FALLBACK)
 
 
 def create_session(model_path: str | Path, *, threads: int = 0, provider: str = "cpu") -> ort.InferenceSession:
     """An inference session on ``provider`` (``"cpu"`` or ``"cuda"``); ``threads`` 0 lets ORT choose.
 
-    Asking for CUDA where the installed onnxruntime has no CUDA provider logs one warning and
-    falls back to the CPU.
+    Asking for CUDA where the installed onnxruntime has no CUDA provider falls back to the CPU and
+    logs :data:`CUDA_FALLBACK` (once per process).
     """
     if provider not in PROVIDERS:
         raise ValueError(f"unknown execution provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
@@ -28,11 +42,8 @@ def create_session(model_path: str | Path, *, threads: int = 0, provider: str = 
     options.log_severity_level = 3
     providers = [PROVIDERS["cpu"]]
     if provider == "cuda":
-        if PROVIDERS["cuda"] in ort.get_available_providers():
+        if cuda_available():
             providers.insert(0, PROVIDERS["cuda"])
         else:
-            log.warning(
-                "CUDA requested but this onnxruntime has no CUDA provider; using the CPU "
-                "(install onnxruntime-gpu instead of onnxruntime to use the GPU)"
-            )
+            _warn_fallback()
     return ort.InferenceSession(str(model_path), options, providers=providers)

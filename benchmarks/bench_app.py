@@ -1,0 +1,211 @@
+"""The live app in Voila with a fake camera, against a baseline camera loop built on ipywebrtc's ImageRecorder.
+
+    python benchmarks/bench_app.py [--seconds 30] [--warmup 8] [--detail full]
+
+Both cases run in this one invocation, one after the other, each in its own Voila server (echo off)
+and headless Chromium (Debian's, software WebGL) whose fake camera plays the test video:
+
+- ``app``: ``face3d-nb app`` serving notebooks/face3d_app.ipynb (our frame grabber, JPEG over
+  binary messages with acknowledgement pacing).
+- ``ImageRecorder``: a notebook with the same engine and the same 3D view, but frames taken with
+  ipywebrtc's ``ImageRecorder``, one snapshot per kernel request, the next one requested as soon as
+  the previous one arrives.
+
+Printed per case, over ``--seconds`` after ``--warmup`` seconds of streaming: camera frames/s into
+the kernel, processed frames/s, mesh updates applied in the page per second (the page's
+acknowledgements), capture-to-mesh-applied latency p50/p95 (capture on the page's clock, or the
+snapshot request for ImageRecorder, which gives no capture time; applied when the page's
+acknowledgement reaches the kernel, same machine clock; over the last 300 updates), and the
+kernel's RSS at start and end. Then the app/baseline ratio of mesh updates/s.
+
+Targets (issue 4) on the 2-core machine: >= 10 mesh updates/s, p50 < 150 ms, >= 1.5x the baseline,
+kernel memory flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "browser"))
+
+from common import ASSETS, VIDEO  # noqa: E402
+from face3d_nb.assets import ModelsMissingError, ModelStore  # noqa: E402
+from face3d_nb.serve import voila_argv  # noqa: E402
+from harness import KernelProbe, Server, chromium_missing, launch_chromium, wait_until, write_y4m  # noqa: E402
+
+log = logging.getLogger("bench_app")
+
+BASELINE = """\
+import time
+import ipywidgets as widgets
+from ipywebrtc import CameraStream, ImageRecorder
+from face3d_nb.camera import camera_constraints
+from face3d_nb.config import EngineConfig
+from face3d_nb.engine import Engine, FrameResult
+from face3d_nb.pipeline import Reconstructor
+from face3d_nb.viewer import FaceViewer
+
+reconstructor = Reconstructor()
+viewer = FaceViewer(reconstructor.levels)
+engine = Engine(EngineConfig(detail=DETAIL), reconstructor=reconstructor, clock=time.time)
+engine.subscribe(lambda event: viewer.show(event) if isinstance(event, FrameResult) else None)
+engine.start()
+camera = CameraStream(constraints=camera_constraints())
+recorder = ImageRecorder(stream=camera, format="jpeg")
+received, requested_at = 0, 0.0
+
+def request():
+    global requested_at
+    requested_at = time.time()
+    recorder.recording = True
+
+def on_image(change):
+    global received
+    received += 1
+    engine.submit(bytes(change["new"]), captured_at=requested_at)
+
+def on_recording(change):
+    # The page sets `recording` back to False once the snapshot is taken: ask for the next one.
+    if not change["new"]:
+        request()
+
+recorder.image.observe(on_image, "value")
+recorder.observe(on_recording, "recording")
+widgets.HBox([viewer.renderer, recorder])
+"""
+
+# Kernel-side figures of each case, as JSON (NaN latencies included): frames received from the
+# page, frames processed, the view's mesh stats, the kernel's resident memory.
+FIGURES = """__import__('json').dumps({{'received': {received}, 'processed': {engine}.stats().processed,
+    'mesh': __import__('dataclasses').asdict({viewer}.stats()),
+    'rss': __import__('psutil').Process().memory_info().rss}})"""
+NAMES = {
+    "app": {"received": "app.grabber.received", "engine": "app.engine", "viewer": "app.viewer"},
+    "ImageRecorder": {"received": "received", "engine": "engine", "viewer": "viewer"},
+}
+
+
+class BaselineServer(Server):
+    """Plain Voila on the baseline notebook, with the settings `face3d-nb app` uses."""
+
+    def __init__(self, notebook: Path, *args, **kwargs):
+        super().__init__("voila", *args, **kwargs)
+        self.notebook = notebook
+        self.env["JUPYTER_WIDGETS_ECHO"] = "0"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "voila", *voila_argv(self.notebook, self.port, "127.0.0.1")]
+
+
+def model_home() -> Path:
+    """The installed model cache, or the shared assets imported into a temporary one."""
+    try:
+        ModelStore().resolve()
+        return ModelStore().home
+    except ModelsMissingError:
+        store = ModelStore(tempfile.mkdtemp(prefix="face3d_bench_"))
+        store.import_dir(ASSETS, store.keys_for())
+        return store.home
+
+
+def snapshot(probe: KernelProbe, case: str) -> dict:
+    return {"t": time.monotonic(), **json.loads(probe.eval(FIGURES.format(**NAMES[case])))}
+
+
+def run_case(case: str, server: Server, playwright, camera: Path, seconds: float, warmup: float) -> dict:
+    browser = launch_chromium(playwright, camera)
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{server.url}/", timeout=240_000)
+        path = wait_until(server.connection_files, 120, message="the page's kernel")[-1]
+        probe = KernelProbe(path)
+        try:
+            if case == "ImageRecorder":
+                # The first snapshot is requested once the page (and its recorder) is there.
+                page.wait_for_selector(".jupyter-widgets", timeout=240_000)
+                wait_until(lambda: probe.eval("recorder.comm is not None"), 60)
+                time.sleep(2)
+                probe.run("request()")
+            rss_start = snapshot(probe, case)["rss"]
+            wait_until(lambda: snapshot(probe, case)["mesh"]["applied"] > 0, 240, 1.0, f"{case}: first mesh update")
+            time.sleep(warmup)
+            start = snapshot(probe, case)
+            time.sleep(seconds)
+            end = snapshot(probe, case)
+        finally:
+            probe.close()
+    finally:
+        browser.close()
+    span = end["t"] - start["t"]
+    return {
+        "camera_fps": (end["received"] - start["received"]) / span,
+        "processed_fps": (end["processed"] - start["processed"]) / span,
+        "mesh_fps": (end["mesh"]["applied"] - start["mesh"]["applied"]) / span,
+        "latency_p50_ms": end["mesh"]["latency_p50"],
+        "latency_p95_ms": end["mesh"]["latency_p95"],
+        "rss_start_mb": rss_start / 2**20,
+        "rss_end_mb": end["rss"] / 2**20,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=30.0, help="measuring window per case")
+    parser.add_argument("--warmup", type=float, default=8.0, help="streaming before the window opens")
+    parser.add_argument("--detail", default="full", help="engine mesh detail of the baseline (the app uses its own)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if (missing := chromium_missing()) is not None:
+        raise SystemExit(f"cannot run: {missing}")
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415
+
+    home = model_home()
+    work = Path(tempfile.mkdtemp(prefix="face3d_bench_app_"))
+    camera = write_y4m(VIDEO, work / "camera.y4m")
+    notebook = work / "baseline" / "baseline.ipynb"
+    notebook.parent.mkdir()
+    cell = nbformat.v4.new_code_cell(BASELINE.replace("DETAIL", repr(args.detail)))
+    nb = nbformat.v4.new_notebook(cells=[cell], metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                                         "display_name": "Python 3"}})
+    nbformat.write(nb, notebook)
+    results = {}
+    with sync_playwright() as playwright:
+        for case in ("app", "ImageRecorder"):
+            server = Server("voila", work / case, home) if case == "app" else BaselineServer(notebook, work / case, home)
+            (work / case).mkdir(exist_ok=True)
+            with server:
+                log.info("%s: streaming %.0f s (+%.0f s warm-up)…", case, args.seconds, args.warmup)
+                results[case] = run_case(case, server, playwright, camera, args.seconds, args.warmup)
+
+    print(f"\nlive app in Voila, fake camera ({VIDEO.name}), {args.seconds:.0f} s per case, Chromium software WebGL")
+    print(f"{'':16}{'camera fps':>11}{'processed':>11}{'mesh upd/s':>11}{'p50 ms':>8}{'p95 ms':>8}"
+          f"{'RSS start MB':>14}{'RSS end MB':>12}")
+    for case, r in results.items():
+        print(f"{case:16}{r['camera_fps']:11.1f}{r['processed_fps']:11.1f}{r['mesh_fps']:11.1f}"
+              f"{r['latency_p50_ms']:8.0f}{r['latency_p95_ms']:8.0f}{r['rss_start_mb']:14.0f}{r['rss_end_mb']:12.0f}")
+    app, base = results["app"], results["ImageRecorder"]
+    ratio = app["mesh_fps"] / base["mesh_fps"] if base["mesh_fps"] > 0 else float("inf")
+    print(f"\nmesh updates/s, app vs ImageRecorder: {ratio:.2f}x")
+    checks = [
+        (">= 10 mesh updates/s", app["mesh_fps"] >= 10),
+        ("p50 < 150 ms", app["latency_p50_ms"] < 150),
+        (">= 1.5x ImageRecorder", ratio >= 1.5),
+        ("kernel RSS flat (< +50 MB)", app["rss_end_mb"] - app["rss_start_mb"] < 50),
+    ]
+    print("targets: " + "; ".join(f"{name}: {'met' if ok else 'NOT met'}" for name, ok in checks))
+    if args.json:
+        print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

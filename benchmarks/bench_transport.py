@@ -1,0 +1,208 @@
+"""Mesh transports compared in a real page: positions (decoded in the kernel) vs coefficients (decoded by the page's GPU).
+
+    python benchmarks/bench_transport.py [--seconds 8] [--rate 30] [--detail full]
+
+Voila serves a small notebook: a FaceViewer of the Basel Face Model when installed, else of the real
+mean shape with a synthetic basis of the real size (tests/synthetic.py), fed on a kernel thread
+with the reference parameters of obama.mp4 (55 real frames, played forwards and backwards) at
+``--rate`` frames/s, decoding each frame on the CPU as the engine would when the viewer sends
+positions. Headless Chromium (software WebGL) shows it. Each transport, forced through the page's
+URL, gets its own page in the same run, then the same page with a slow link: Chromium's network
+emulation (``Network.emulateNetworkConditions`` over CDP) at 40 ms latency and 1 Mbit/s each way,
+which throttles the page's websocket. Last, an "auto" page shows the automatic choice before and
+after the link slows down.
+
+Figures per transport: bytes per update (everything the kernel sent to the page, per update
+applied), updates applied per second, latency p50/p95 from the frame being handed to the viewer to
+the page's acknowledgement, and from the update being sent to that acknowledgement, kernel CPU per
+update (the whole kernel process, CPU decode included), one-time load (bytes sent until the first
+update was applied) and page-ready time (navigation to the first applied update).
+
+Target (issue 6): on the slow link, coefficients >= 10 updates/s where positions fall below 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import ASSETS, ROOT, model_paths
+
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "browser")]
+from harness import (BROWSER_ARGS, CHROMIUM, KernelProbe, NotebookServer, chromium_missing,  # noqa: E402
+                     wait_until, write_notebook)
+
+REFERENCE = ASSETS / "reference" / "obama.npz"
+SLOW_LINK = {"offline": False, "latency": 40, "downloadThroughput": 125_000, "uploadThroughput": 125_000}
+FAST_LINK = {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
+
+KERNEL = """
+import json, os, sys, threading, time
+from urllib.parse import parse_qs
+sys.path.insert(0, {tests!r})
+import numpy as np
+from IPython.display import display
+from face3d_nb.bfm import MorphableModel, pose_from_params
+from face3d_nb.detail import DetailLevels
+from face3d_nb.engine import FrameResult, TrackedFace
+from face3d_nb.pipeline import Face
+from face3d_nb.viewer import FaceViewer
+from synthetic import with_synthetic_basis
+
+# Every byte the kernel sends to the page on comms (widgets created, updated, custom messages).
+import ipykernel.comm.comm
+sent_bytes = 0
+_publish = ipykernel.comm.comm.BaseComm.publish_msg
+def _counting_publish(self, msg_type, data=None, metadata=None, buffers=None, **keys):
+    global sent_bytes
+    sent_bytes += len(json.dumps(data, default=str)) + sum(memoryview(b).nbytes for b in buffers or ())
+    return _publish(self, msg_type, data, metadata, buffers, **keys)
+ipykernel.comm.comm.BaseComm.publish_msg = _counting_publish
+
+transport = parse_qs(os.environ.get("QUERY_STRING", "")).get("transport", ["auto"])[0]
+if {bfm!r}:
+    full = MorphableModel.from_bfm({bfm!r}, {tri!r})
+else:
+    full = MorphableModel.from_mean(*{mean_shape!r}, {indices!r}, {tri!r})
+    full = with_synthetic_basis(full) if {basis!r} else full
+levels = DetailLevels(full)
+model = levels.model({detail!r})
+reference = np.load({reference!r})
+order = list(range(len(reference["params"]))) + list(range(len(reference["params"]) - 2, 0, -1))
+viewer = FaceViewer(levels, transport=transport)
+
+class Feeder(threading.Thread):
+    def __init__(self, rate):
+        super().__init__(daemon=True)
+        self.rate, self.shown, self.ready_at, self.ready_bytes, self.stop = rate, 0, None, None, False
+
+    def run(self):
+        next_at = time.monotonic()
+        while not self.stop:
+            i = order[self.shown % len(order)]
+            p, roi = reference["params"][i], reference["roi_boxes"][i]
+            face = Face(box=np.array([*roi, 1.0], np.float32), roi_box=roi, params=p, pose=pose_from_params(p),
+                        landmarks=model.landmarks_3d(p, roi))
+            # The engine decodes on the CPU only for the position transport.
+            vertices = model.vertices(p, roi) if viewer.active_transport == "positions" else None
+            viewer.show(FrameResult(seq=self.shown, captured_at=time.time(), frame_shape=(720, 1280), detected=True,
+                                    frame=None, timings={{}}, faces=(TrackedFace(1, face, vertices),),
+                                    detail={detail!r}))
+            self.shown += 1
+            if self.ready_at is None and viewer.stats().applied and transport in ("auto", viewer.active_transport):
+                self.ready_at, self.ready_bytes = time.time(), sent_bytes
+            next_at += 1 / self.rate
+            time.sleep(max(0.0, next_at - time.monotonic()))
+
+def snapshot():
+    stats = viewer.stats()
+    return dict(time=time.monotonic(), cpu=time.process_time(), bytes=sent_bytes, applied=stats.applied,
+                shown=feeder.shown, active=viewer.active_transport, latency=(stats.latency_p50, stats.latency_p95),
+                flight=(stats.flight_p50, stats.flight_p95), lost=stats.lost)
+
+feeder = Feeder({rate})
+display(viewer.renderer)
+feeder.start()
+"""
+
+
+def figures(before: dict, after: dict) -> dict:
+    applied = max(after["applied"] - before["applied"], 1)
+    seconds = after["time"] - before["time"]
+    return {
+        "bytes/update": (after["bytes"] - before["bytes"]) / applied,
+        "updates/s": (after["applied"] - before["applied"]) / seconds,
+        "latency ms p50/p95": after["latency"],
+        "send-to-applied ms p50/p95": after["flight"],
+        "kernel CPU ms/update": (after["cpu"] - before["cpu"]) / applied * 1000,
+        "kernel CPU %": (after["cpu"] - before["cpu"]) / seconds * 100,
+        "active": after["active"],
+    }
+
+
+def run_page(browser, server, transport: str, args) -> dict:
+    known = set(server.connection_files())
+    page = browser.new_page(viewport={"width": 700, "height": 700})
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    started = time.time()
+    page.goto(f"{server.url}/?transport={transport}", timeout=180_000)
+    connection = wait_until(lambda: [p for p in server.connection_files() if p not in known], 120, message="kernel")
+    probe = KernelProbe(connection[-1])
+    try:
+        wait_until(lambda: probe.eval("feeder.ready_at"), 180, message=f"the first {transport} update")
+        ready_at, ready_bytes = probe.eval("(feeder.ready_at, feeder.ready_bytes)")
+        out = {"page ready s": ready_at - started, "one-time load MB": ready_bytes / 1e6}
+        time.sleep(2.0)
+        before = probe.eval("snapshot()")
+        time.sleep(args.seconds)
+        out["fast"] = figures(before, probe.eval("snapshot()"))
+        cdp.send("Network.emulateNetworkConditions", SLOW_LINK)
+        # Let what was queued before the throttle drain, and "auto" measure and decide.
+        time.sleep(args.settle)
+        before = probe.eval("snapshot()")
+        time.sleep(args.seconds)
+        out["slow"] = figures(before, probe.eval("snapshot()"))
+        cdp.send("Network.emulateNetworkConditions", FAST_LINK)
+        out["message"] = probe.eval("viewer.transport_message")
+        probe.run("feeder.stop = True")
+        return out
+    finally:
+        probe.close()
+        page.close()
+
+
+def show(name: str, result: dict) -> None:
+    print(f"\n{name}: page ready {result['page ready s']:.1f} s, one-time load {result['one-time load MB']:.2f} MB")
+    for link in ("fast", "slow"):
+        f = result[link]
+        print(f"  {link} link ({f['active']}): {f['bytes/update']:,.0f} bytes/update, {f['updates/s']:.1f} updates/s, "
+              f"latency p50/p95 {f['latency ms p50/p95'][0]:.0f}/{f['latency ms p50/p95'][1]:.0f} ms, "
+              f"send-to-applied p50/p95 {f['send-to-applied ms p50/p95'][0]:.0f}/"
+              f"{f['send-to-applied ms p50/p95'][1]:.0f} ms, kernel CPU {f['kernel CPU ms/update']:.2f} ms/update "
+              f"({f['kernel CPU %']:.0f}%)")
+    if result["message"]:
+        print(f"  viewer says: {result['message']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="measuring time per link and transport")
+    parser.add_argument("--settle", type=float, default=6.0, help="seconds after slowing the link before measuring")
+    parser.add_argument("--rate", type=float, default=30.0, help="frames per second handed to the viewer")
+    parser.add_argument("--detail", choices=("full", "medium", "low"), default="full")
+    parser.add_argument("--no-basis", action="store_true",
+                        help="without the BFM, decode the mean shape only (no synthetic basis)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    missing = chromium_missing()
+    if missing:
+        raise SystemExit(missing)
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415
+
+    paths = model_paths()
+    work = Path(tempfile.mkdtemp(prefix="face3d_bench_transport_"))
+    code = KERNEL.format(tests=str(ROOT / "tests"), reference=str(REFERENCE), rate=args.rate, detail=args.detail,
+                         bfm=str(paths.bfm or ""), tri=str(paths.tri), indices=str(paths.indices), basis=not args.no_basis,
+                         mean_shape=[str(p) for p in paths.mean_shape or ()])
+    notebook = write_notebook(work / "bench_transport.ipynb", code)
+    results = {}
+    with NotebookServer(notebook, work, work / "home") as server, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=BROWSER_ARGS)
+        for transport in ("positions", "coefficients", "auto"):
+            results[transport] = run_page(browser, server, transport, args)
+            show(transport, results[transport])
+        browser.close()
+    positions, coefficients = results["positions"]["slow"]["updates/s"], results["coefficients"]["slow"]["updates/s"]
+    ok = coefficients >= 10 and positions < 2
+    print(f"\nslow link: coefficients {coefficients:.1f} updates/s (target >= 10), positions {positions:.1f} "
+          f"(target < 2): {'PASS' if ok else 'FAIL'}")
+    print(f"auto: {results['auto']['fast']['active']} on the fast link, {results['auto']['slow']['active']} on the slow one")
+
+
+if __name__ == "__main__":
+    main()

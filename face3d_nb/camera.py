@@ -1,0 +1,180 @@
+"""The camera: an ipywebrtc ``CameraStream`` read by a small anywidget frame grabber of ours.
+
+ipywebrtc's own ``ImageRecorder`` takes one snapshot per kernel request (a few frames/s). The
+:class:`FrameGrabber` front end (``static/grabber.js``) instead reads the camera's MediaStream
+continuously, scales each new video frame so its long side is at most ``width`` pixels, encodes it
+as JPEG and sends it to the kernel as a binary buffer on a custom message (custom messages are
+never echoed back, unlike synced traits).
+
+Flow control (the protocol)
+---------------------------
+- page -> kernel: ``{"type": "frame", "seq": int, "captured_at": float, "width": int,
+  "height": int}`` with exactly one buffer, the JPEG. ``captured_at`` is the page's wall clock
+  (ms since the Unix epoch) when the camera frame reached the page; ``seq`` increases by one per frame.
+- kernel -> page: ``{"type": "ack", "seq": int}`` for every message received, accepted or not, as
+  soon as it has been handed on (the engine's ``submit`` never blocks).
+- The page keeps at most ``max_in_flight`` frames unacknowledged, grabs only when a new video frame
+  has arrived since the last grab, and never more often than ``max_fps`` (0 = no cap). A frame not
+  acknowledged within 5 s is taken as lost, so a restarted kernel does not stall the page.
+- The page grabs only while at least one view of the grabber is attached, the page is visible
+  and ``enabled`` is true; otherwise nothing is sent and the engine idles.
+
+Frames are untrusted input: a message with a wrong shape, no or several buffers, more than
+``max_bytes`` bytes or no JPEG signature is dropped and counted in ``rejected`` (still
+acknowledged). Decoded dimensions are capped by the engine (``EngineConfig.max_pixels``), which
+decodes in its worker thread.
+
+The grabber's view shows the frames it sends as the camera preview (at most ``preview_fps``), so
+the page need not also play the camera in a ``<video>``, which would redraw the whole page at the
+camera's frame rate. If the ipywebrtc front end is not available, the page opens the camera itself
+with ``constraints``. Camera denied, no camera or a stream that ends put a clear message in the
+page (and in ``status``/``message``), never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import anywidget
+import traitlets
+from ipywidgets import CallbackDispatcher, widget_serialization
+from ipywebrtc import CameraStream
+
+__all__ = ["FrameGrabber", "FrameCallback", "camera_constraints", "INPUT_SIZES"]
+
+log = logging.getLogger(__name__)
+
+_STATIC = Path(__file__).parent / "static"
+
+#: Input resolutions offered in the app (long side of the frames sent, in pixels).
+INPUT_SIZES = (256, 320, 480, 640)
+
+_JPEG_SIGNATURE = b"\xff\xd8\xff"
+
+#: ``callback(jpeg: bytes, captured_at: float seconds since the epoch (page clock), seq: int)``
+FrameCallback = Callable[[bytes, float, int], None]
+
+
+def camera_constraints(width: int = 640, device_id: str | None = None) -> dict:
+    """MediaStream constraints for a video-only camera about ``width`` pixels wide.
+
+    Only the width is asked for: asking for a height too makes browsers crop the camera's picture
+    to that aspect ratio.
+    """
+    video: dict = {"width": {"ideal": width}}
+    if device_id:
+        video["deviceId"] = {"exact": device_id}
+    return {"audio": False, "video": video}
+
+
+class FrameGrabber(anywidget.AnyWidget):
+    """Sends camera frames from the page to the kernel; see the module docstring for the protocol.
+
+    Synced traits (set from Python unless noted):
+
+    - ``camera`` (None): the ipywebrtc ``CameraStream`` to read; None opens the camera directly.
+    - ``constraints`` (:func:`camera_constraints` ``()``): MediaStream constraints used when the page
+      opens the camera itself (no ``camera`` or no ipywebrtc front end).
+    - ``width`` (320): long side, in pixels, of the frames sent; frames are never enlarged.
+    - ``quality`` (0.8): JPEG quality, 0..1.
+    - ``max_in_flight`` (2): most frames sent and not yet acknowledged.
+    - ``max_fps`` (0.0): most frames sent per second; 0 = as many as acknowledgements allow.
+    - ``preview_fps`` (5.0): most preview pictures per second shown in the page (the frames sent,
+      as sent); 0 = no preview. Each one redraws the page, which is costly without a GPU.
+    - ``enabled`` (True): False stops grabbing (the camera stays open).
+    - ``status`` ("idle", set by the page): ``starting``, ``streaming``, ``paused``, ``hidden``,
+      ``denied``, ``no-camera``, ``ended`` or ``error``.
+    - ``message`` ("", set by the page): what the page shows the user when something is wrong.
+
+    Kernel-only traits:
+
+    - ``max_bytes`` (1_000_000): larger encoded frames are rejected.
+    - ``received`` (0): frames accepted and handed to the callbacks.
+    - ``rejected`` (0): messages dropped as malformed or oversized.
+    """
+
+    _esm = _STATIC / "grabber.js"
+    _css = _STATIC / "face3d.css"
+
+    camera = traitlets.Instance(CameraStream, allow_none=True).tag(sync=True, **widget_serialization)
+    constraints = traitlets.Dict(camera_constraints()).tag(sync=True)
+    width = traitlets.Int(320).tag(sync=True)
+    quality = traitlets.Float(0.8).tag(sync=True)
+    max_in_flight = traitlets.Int(2).tag(sync=True)
+    max_fps = traitlets.Float(0.0).tag(sync=True)
+    preview_fps = traitlets.Float(5.0).tag(sync=True)
+    enabled = traitlets.Bool(True).tag(sync=True)
+    status = traitlets.Unicode("idle").tag(sync=True)
+    message = traitlets.Unicode("").tag(sync=True)
+
+    max_bytes = traitlets.Int(1_000_000)
+    received = traitlets.Int(0, read_only=True)
+    rejected = traitlets.Int(0, read_only=True)
+
+    def __init__(self, camera: CameraStream | None = None, **kwargs):
+        super().__init__(camera=camera, **kwargs)
+        self._callbacks = CallbackDispatcher()
+        self.on_msg(self._handle_message)
+
+    @traitlets.validate("width")
+    def _check_width(self, proposal):
+        if not 32 <= proposal["value"] <= 4096:
+            raise traitlets.TraitError(f"width must be between 32 and 4096 pixels, got {proposal['value']}")
+        return proposal["value"]
+
+    @traitlets.validate("quality")
+    def _check_quality(self, proposal):
+        if not 0.0 < proposal["value"] <= 1.0:
+            raise traitlets.TraitError(f"quality must be in (0, 1], got {proposal['value']}")
+        return proposal["value"]
+
+    @traitlets.validate("max_in_flight")
+    def _check_in_flight(self, proposal):
+        if proposal["value"] < 1:
+            raise traitlets.TraitError(f"max_in_flight must be at least 1, got {proposal['value']}")
+        return proposal["value"]
+
+    @traitlets.validate("max_fps", "preview_fps")
+    def _check_fps(self, proposal):
+        if not (math.isfinite(proposal["value"]) and proposal["value"] >= 0):
+            raise traitlets.TraitError(f"{proposal['trait'].name} must be >= 0, got {proposal['value']}")
+        return proposal["value"]
+
+    def on_frame(self, callback: FrameCallback, remove: bool = False) -> None:
+        """Register (or with ``remove=True`` unregister) ``callback`` for every accepted frame.
+
+        Callbacks run on the kernel's main thread, in the order frames arrive; keep them short.
+        """
+        self._callbacks.register_callback(callback, remove=remove)
+
+    def _handle_message(self, _widget, content, buffers) -> None:
+        if not isinstance(content, dict) or content.get("type") != "frame":
+            self._reject("unexpected message %r", content if isinstance(content, dict) else type(content))
+            return
+        seq = content.get("seq")
+        self.send({"type": "ack", "seq": seq})
+        captured_ms = content.get("captured_at")
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            self._reject("frame without an integer seq")
+        elif not isinstance(captured_ms, (int, float)) or not math.isfinite(captured_ms):
+            self._reject("frame %s without a valid captured_at", seq)
+        elif len(buffers) != 1:
+            self._reject("frame %s with %d buffers", seq, len(buffers))
+        elif memoryview(buffers[0]).nbytes > self.max_bytes:
+            self._reject("frame %s of %d bytes (limit %d)", seq, memoryview(buffers[0]).nbytes, self.max_bytes)
+        else:
+            data = memoryview(buffers[0]).tobytes()
+            if not data.startswith(_JPEG_SIGNATURE):
+                self._reject("frame %s is not a JPEG", seq)
+                return
+            self.set_trait("received", self.received + 1)
+            self._callbacks(data, captured_ms / 1000.0, seq)
+
+    def _reject(self, reason: str, *args) -> None:
+        self.set_trait("rejected", self.rejected + 1)
+        # A misbehaving page may send many; say it loudly once, then keep the log readable.
+        level = logging.WARNING if self.rejected == 1 else logging.DEBUG
+        log.log(level, "dropped a camera message: " + reason, *args)

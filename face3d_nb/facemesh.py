@@ -1,0 +1,118 @@
+"""One face's mesh in the 3D view, per transport, with its flight state (see :mod:`~face3d_nb.viewer`
+for the pacing protocol that uses it).
+
+- :class:`PositionMesh`: the kernel sends the positions; pythreejs's ``version`` acknowledges them.
+- :class:`CoefficientMesh`: the page's GPU decodes the mesh (:mod:`~face3d_nb.gpumesh`); the
+  transport link acknowledges each update's ``seq``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pythreejs as three
+
+from .gpudecode import FrameUniforms
+from .gpumesh import CoefficientMeshes
+
+__all__ = ["CoefficientMesh", "FaceMesh", "PositionMesh"]
+
+
+class FaceMesh:
+    """One face's mesh and its flight state (guarded by the viewer's lock): ``pending`` the update
+    waiting to be sent (payload, captured_at), ``last`` the payload last sent, ``sent_at``
+    (monotonic s) set while that is in flight, ``sent_bytes`` its size for the link meter."""
+
+    def __init__(self):
+        self.mesh: three.Mesh | None = None
+        self.detail = ""
+        self.track_id: int | None = None
+        self.pending: tuple[object, float] | None = None
+        self.last: object = None
+        self.sent_at: float | None = None
+        self.sent_captured_at = math.nan
+        self.sent_bytes = 0
+
+    def in_flight(self, payload: object, captured_at: float, nbytes: int) -> None:
+        self.last = payload
+        self.sent_at, self.sent_captured_at, self.sent_bytes = time.monotonic(), captured_at, nbytes
+
+
+class PositionMesh(FaceMesh):
+    """A face whose positions the kernel sends; the page acknowledges with the ``version`` trait."""
+
+    def __init__(self, material: three.Material, on_version):
+        super().__init__()
+        self._material = material
+        self._on_version = on_version
+        self.geometry = self.position = None
+
+    def rebuild(self, detail: str, index: three.BufferAttribute, positions: np.ndarray, captured_at: float) -> None:
+        """New geometry (another detail level has another vertex count), created with this mesh."""
+        old = (self.geometry, self.position)
+        self.detail = detail
+        self.position = three.BufferAttribute(positions, normalized=False)
+        self.geometry = three.BufferGeometry(attributes={"position": self.position}, index=index)
+        # Only the current attribute's acknowledgements count (a replaced one may still answer).
+        self.position.observe(lambda change: change["owner"] is self.position and self._on_version(self), "version")
+        if self.mesh is None:
+            self.mesh = three.Mesh(self.geometry, self._material)
+        else:
+            self.mesh.geometry = self.geometry
+            self.mesh.visible = True
+        # The widget creation carries the mesh: it is in flight until the page reports a version.
+        self.pending = None
+        self.in_flight(positions, captured_at, positions.nbytes)
+        for widget in old:
+            if widget is not None:
+                widget.close()
+
+    def send(self, positions: np.ndarray, captured_at: float) -> bool:
+        """Send ``positions``; False when they equal the last (traitlets would send nothing, so no
+        acknowledgement would come back)."""
+        if np.array_equal(positions, self.position.array):
+            return False
+        self.in_flight(positions, captured_at, positions.nbytes)
+        self.position.array = positions
+        return True
+
+    def close(self) -> None:
+        for widget in (self.mesh, self.geometry, self.position):
+            if widget is not None:
+                widget.close()
+
+
+class CoefficientMesh(FaceMesh):
+    """A face the page's GPU decodes; the transport link acknowledges each ``seq`` applied."""
+
+    def __init__(self):
+        super().__init__()
+        self.material: three.ShaderMaterial | None = None
+        self.seq = math.nan
+
+    def rebuild(self, detail: str, shaders: CoefficientMeshes, wireframe: bool) -> None:
+        """The level's shared geometry with a new material (another level has other shaders)."""
+        old = self.material
+        self.detail = detail
+        self.material = shaders.material(wireframe)
+        if self.mesh is None:
+            self.mesh = shaders.mesh(self.material)
+        else:
+            self.mesh.geometry, self.mesh.material = shaders.geometry, self.material
+        self.pending, self.last, self.sent_at = None, None, None
+        if old is not None:
+            old.close()
+
+    def send(self, uniforms: dict, seq: float, frame: FrameUniforms, captured_at: float) -> bool:
+        self.seq = seq
+        # A small message: its acknowledgement times the round trip.
+        self.in_flight(frame, captured_at, 0)
+        self.material.uniforms = uniforms
+        return True
+
+    def close(self) -> None:
+        for widget in (self.mesh, self.material):
+            if widget is not None:
+                widget.close()

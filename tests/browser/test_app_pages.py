@@ -1,0 +1,182 @@
+"""The live app end to end: `face3d-nb app` (Voila) and JupyterLab, headless Chromium, fake camera.
+
+The fake camera plays the real test video; the real models run in the page's kernel. What the page
+shows is read from the DOM (the stats panel's stable CSS classes); what the kernel holds (widget
+state, threads) is read by a second client on the page's own kernel (:class:`KernelProbe`).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from conftest import requires_assets
+from harness import KernelProbe, Server, launch_chromium, wait_until
+from pages import (PAGE_TIMEOUT_MS, VIEWPORT, browser, fake_camera, local_only, playwright_session,  # noqa: F401
+                   requires_browser, screenshot, stat, wait_for_stat)
+
+pytestmark = [requires_assets, requires_browser]
+
+
+def probe_for(server: Server, known: set | frozenset = frozenset()) -> KernelProbe:
+    """A client on the newest kernel the server started that is not in ``known``."""
+    path = wait_until(lambda: [p for p in server.connection_files() if p not in known], 120,
+                      message=f"a kernel connection file from {server.kind}")[-1]
+    return KernelProbe(path)
+
+
+def wait_kernel(probe: KernelProbe, expression: str, timeout: float = 120.0, message: str | None = None):
+    return wait_until(lambda: probe.eval(expression), timeout, 0.5, message or expression)
+
+
+def app_threads(probe: KernelProbe) -> list[str]:
+    return probe.eval("[t.name for t in __import__('threading').enumerate() if t.name.startswith('face3d')]")
+
+
+# -- Voila ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def voila(model_store, tmp_path_factory):
+    with Server("voila", tmp_path_factory.mktemp("voila"), model_store.home) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def voila_app(voila, browser):
+    """The app page in Voila, streaming, and a probe on its kernel."""
+    page = browser.new_page(viewport=VIEWPORT)
+    blocked = local_only(page)
+    page.goto(f"{voila.url}/", timeout=PAGE_TIMEOUT_MS)
+    probe = probe_for(voila)
+    yield page, probe, blocked
+    probe.close()
+    page.close()
+
+
+def test_voila_streams_the_camera_into_a_live_mesh(voila_app, tmp_path):
+    page, probe, blocked = voila_app
+    page.wait_for_selector(".face3d-viewer canvas", timeout=PAGE_TIMEOUT_MS)
+    # The camera shows: the preview holds real decoded frames.
+    wait_until(lambda: page.evaluate("() => { const i = document.querySelector('img.face3d-camera-preview');"
+                                     " return !!i && !i.hidden && i.naturalWidth > 0; }"), 180,
+               message="the camera preview")
+    assert wait_for_stat(page, "fps") > 0
+    assert wait_for_stat(page, "mesh-fps") > 0
+    assert wait_kernel(probe, "app.viewer.stats().applied >= 5", message="5 mesh updates acknowledged")
+    assert probe.eval("app.grabber.status") == "streaming"
+    assert probe.eval("app.stats()['mesh']['meshes']") == 1
+    # `face3d-nb app` starts kernels without widget echo, and nothing outside this machine was needed.
+    assert probe.eval("__import__('os').environ.get('JUPYTER_WIDGETS_ECHO')") == "0"
+    assert not [url for url in blocked if "fontawesome" not in url], blocked
+    wait_for_stat(page, "latency-p50")
+    screenshot(page, "voila_app", tmp_path)
+
+
+def test_controls_change_the_scene(voila_app):
+    page, probe, _ = voila_app
+    page.locator(".face3d-wireframe input[type=checkbox]").check(timeout=60_000)
+    wait_kernel(probe, "app.viewer.material.wireframe is True", message="wireframe on in the kernel's scene")
+    colour = page.locator(".face3d-color input[type=text]")
+    colour.fill("#3366cc")
+    colour.press("Enter")
+    wait_kernel(probe, "app.viewer.material.color == '#3366cc'", message="the new mesh colour")
+    before = probe.eval("app.viewer.ambient.intensity")
+    page.locator(".face3d-ambient-intensity .noUi-handle").focus()
+    page.keyboard.press("End")
+    wait_kernel(probe, f"app.viewer.ambient.intensity > {before}", message="a brighter ambient light")
+    assert probe.eval("app.viewer.ambient.intensity") == pytest.approx(2.0)
+    page.locator(".face3d-wireframe input[type=checkbox]").uncheck()
+    wait_kernel(probe, "app.viewer.material.wireframe is False")
+
+
+def test_pause_stops_updates_and_resume_restarts_them(voila_app):
+    page, probe, _ = voila_app
+    pause = page.locator(".face3d-pause")
+    pause.click()
+    wait_kernel(probe, "app.engine.paused and app.grabber.status == 'paused'", message="paused")
+    # Let the update in flight when pausing land, then nothing more may arrive.
+    time.sleep(2.0)
+    applied, received = probe.eval("(app.viewer.stats().applied, app.grabber.received)")
+    time.sleep(3.0)
+    assert probe.eval("(app.viewer.stats().applied, app.grabber.received)") == (applied, received)
+    assert pause.inner_text().strip() == "Resume"
+    pause.click()
+    wait_kernel(probe, f"app.viewer.stats().applied > {applied} + 3", message="updates after resuming")
+    assert probe.eval("app.grabber.status") == "streaming"
+
+
+def test_a_hidden_page_stops_grabbing(voila_app):
+    page, probe, _ = voila_app
+    set_visibility = ("state => { Object.defineProperty(document, 'visibilityState', {value: state, configurable: true});"
+                      " document.dispatchEvent(new Event('visibilitychange')); }")
+    page.evaluate(set_visibility, "hidden")
+    wait_kernel(probe, "app.grabber.status == 'hidden'", message="the page reporting itself hidden")
+    time.sleep(2.0)
+    received = probe.eval("app.grabber.received")
+    time.sleep(3.0)
+    assert probe.eval("app.grabber.received") == received
+    page.evaluate(set_visibility, "visible")
+    wait_kernel(probe, f"app.grabber.received > {received} + 3", message="frames again once visible")
+
+
+def test_close_leaves_no_thread_running(voila_app):
+    page, probe, _ = voila_app
+    assert "face3d-engine" in app_threads(probe)
+    probe.run("app.close()")
+    assert app_threads(probe) == []
+    assert probe.eval("app.engine.running") is False
+
+
+def test_a_denied_camera_shows_a_message(voila, playwright_session, fake_camera, tmp_path):
+    browser = launch_chromium(playwright_session, fake_camera, allow_camera=False)
+    try:
+        page = browser.new_page(viewport=VIEWPORT)
+        page.goto(f"{voila.url}/", timeout=PAGE_TIMEOUT_MS)
+        message = page.locator(".face3d-camera-message")
+        wait_until(lambda: "denied" in (message.inner_text() if message.count() else ""), 180,
+                   message="the camera-denied message")
+        assert message.is_visible()
+        assert "Traceback" not in page.locator("body").inner_text()
+        screenshot(page, "voila_denied", tmp_path)
+    finally:
+        browser.close()
+
+
+# -- JupyterLab ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def lab(model_store, tmp_path_factory):
+    with Server("lab", tmp_path_factory.mktemp("lab"), model_store.home) as server:
+        yield server
+
+
+def test_jupyterlab_runs_the_same_notebook(lab, browser, tmp_path):
+    page = browser.new_page(viewport=VIEWPORT)
+    try:
+        page.goto(f"{lab.url}/lab/tree/face3d_app.ipynb?token={lab.token}", timeout=PAGE_TIMEOUT_MS)
+        page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                               " && window.jupyterapp.shell.currentWidget.sessionContext"
+                               " && window.jupyterapp.shell.currentWidget.sessionContext.session"
+                               " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel",
+                               timeout=PAGE_TIMEOUT_MS)
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        page.wait_for_selector(".face3d-viewer canvas", timeout=PAGE_TIMEOUT_MS)
+        assert wait_for_stat(page, "fps") > 0
+        assert wait_for_stat(page, "mesh-fps") > 0
+        [session] = lab.api("/api/sessions")
+        probe = KernelProbe(lab.runtime_dir / f"kernel-{session['kernel']['id']}.json")
+        try:
+            wait_kernel(probe, "app.viewer.stats().applied >= 5", message="5 mesh updates acknowledged")
+            page.locator(".face3d-wireframe input[type=checkbox]").check()
+            wait_kernel(probe, "app.viewer.material.wireframe is True")
+            page.locator(".face3d-wireframe input[type=checkbox]").uncheck()
+            wait_kernel(probe, "app.viewer.material.wireframe is False")
+            wait_for_stat(page, "latency-p50")
+            screenshot(page, "jupyterlab_app", tmp_path)
+            probe.run("app.close()")
+            assert app_threads(probe) == []
+        finally:
+            probe.close()
+        # Nothing in the notebook's output area is an error.
+        assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count() == 0
+    finally:
+        page.close()

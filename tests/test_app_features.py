@@ -1,0 +1,65 @@
+"""FaceApp's issue-5 features, Python side (no browser; widgets talk to no page): defaults from the
+measured round trip, the execution provider switch and its CPU fallback notice, and the save panel
+wired to the newest result. The page side is tested in tests/browser/test_app_saves.py."""
+
+import threading
+
+import cv2
+import pytest
+
+from conftest import IMAGES, requires_assets
+from face3d_nb.runtime import CUDA_FALLBACK, cuda_available
+
+pytestmark = requires_assets
+
+
+@pytest.fixture
+def app(model_store, reconstructor):
+    from face3d_nb.app import FaceApp
+
+    app = FaceApp(store=model_store, reconstructor=reconstructor)
+    yield app
+    app.close()
+
+
+def _measure(app, rtt_s: float) -> None:
+    """Play the page's side of a round-trip measurement, each pong ``rtt_s`` after its ping."""
+    clock, pings = [100.0], []
+    app.link._clock = lambda: clock[0]
+    app.link.send = lambda content, buffers=None: pings.append(content["n"])
+    app.link._handle_message(app.link, {"type": "hello"}, [])
+    for _ in range(app.link.pings):
+        clock[0] += rtt_s
+        app.link._handle_message(app.link, {"type": "pong", "n": pings[-1]}, [])
+
+
+def test_a_far_page_gets_low_detail_and_smaller_frames_and_is_told(app):
+    assert app.engine.config.detail == "full" and app.grabber.width == 320
+    _measure(app, 0.250)
+    assert app.link.rtt_ms == pytest.approx(250.0)
+    assert (app.controls.detail, app.engine.config.detail, app.grabber.width) == ("low", "low", 256)
+    assert "250 ms" in app.link.message and "low mesh detail" in app.link.message
+    app.controls.detail = "medium"
+    _measure(app, 0.001)  # a later measurement does not undo the user's choice
+    assert app.engine.config.detail == "medium"
+
+
+def test_the_newest_result_is_what_the_save_buttons_save(app):
+    got = threading.Event()
+    app.engine.subscribe(lambda event: got.set())
+    app.engine.submit(cv2.imread(str(IMAGES["JianzhuGuo"])))
+    assert got.wait(60)
+    latest = app._latest
+    assert latest is not None and len(latest.faces) == 1
+    assert app.save_panel.buttons["obj"].description == "Save .obj"
+
+
+@pytest.mark.skipif(cuda_available(), reason="this onnxruntime has CUDA: there is no fallback to show")
+def test_provider_switch_restarts_the_engine_and_shows_the_fallback(app):
+    assert app.provider_note.value == ""
+    app.controls.provider = "cuda"
+    assert CUDA_FALLBACK in app.provider_note.value
+    assert app.engine.running and app.engine.config.provider == "cuda"
+    app.controls.paused = True
+    app.controls.provider = "cpu"
+    assert app.provider_note.value == "" and app.engine.paused  # the switch keeps the app paused

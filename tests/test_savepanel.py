@@ -1,0 +1,105 @@
+"""The app's save buttons, Python side: mesh files that load in trimesh with the right counts and
+camera colours, and a recording delivered when it stops.
+
+No browser here: the downloader's ``send`` is replaced by a list (downloads in Chromium are
+tested in tests/browser).
+"""
+
+import io
+import time
+
+import cv2
+import numpy as np
+import pytest
+import pythreejs as three
+
+from conftest import IMAGES, requires_assets
+from face3d_nb.engine import FrameResult, TrackedFace
+from face3d_nb.recording import read_recording
+from face3d_nb.savepanel import SavePanel, result_mesh_file
+
+pytestmark = requires_assets
+trimesh = pytest.importorskip("trimesh")
+
+
+@pytest.fixture(scope="module")
+def photo():
+    return cv2.imread(str(IMAGES["trump_hillary"]))
+
+
+def _result(reconstructor, photo, detail, seq=0):
+    faces = reconstructor(photo)
+    return FrameResult(seq=seq, captured_at=100.0 + seq / 30, frame_shape=photo.shape[:2],
+                       faces=tuple(TrackedFace(i + 1, f, reconstructor.vertices(f, detail)) for i, f in enumerate(faces)),
+                       timings={}, detected=True, frame=photo, detail=detail)
+
+
+@pytest.mark.parametrize("detail", ["full", "medium", "low"])
+@pytest.mark.parametrize("fmt", ["obj", "ply"])
+def test_mesh_files_load_in_trimesh_with_the_right_counts_and_colours(reconstructor, photo, detail, fmt):
+    result = _result(reconstructor, photo, detail)
+    level = reconstructor.levels.detail(detail)
+    data = result_mesh_file(result, level.triangles, fmt)
+    # maintain_order: trimesh would otherwise drop the few landmark vertices no triangle uses at lower levels.
+    mesh = trimesh.load(io.BytesIO(data), file_type=fmt, process=False, maintain_order=True)
+    n_faces = len(result.faces)
+    assert n_faces == 2
+    assert len(mesh.vertices) == n_faces * len(level.vertices)
+    assert len(mesh.faces) == n_faces * len(level.triangles)
+    first = result.faces[0].vertices
+    np.testing.assert_allclose(mesh.vertices[:3, 0], first[:3, 0], atol=0.01)
+    np.testing.assert_allclose(mesh.vertices[:3, 1], photo.shape[0] - first[:3, 1], atol=0.01)  # y up
+    x, y = np.round(first[:, :2]).astype(int).T
+    want = photo[np.clip(y, 0, photo.shape[0] - 1), np.clip(x, 0, photo.shape[1] - 1), ::-1]
+    got = np.asarray(mesh.visual.vertex_colors)[: len(first), :3]
+    assert np.abs(got.astype(int) - want).max() <= 1  # OBJ stores colours as 0..1 with 3 decimals
+
+
+def _wait(condition, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_panel_delivers_meshes_and_a_recording(reconstructor, photo):
+    renderer = three.Renderer(scene=three.Scene(), camera=three.PerspectiveCamera())
+    latest = [None]
+    subscribers = []
+
+    def subscribe(callback):
+        subscribers.append(callback)
+        return lambda: subscribers.remove(callback)
+
+    panel = SavePanel(renderer, lambda: latest[0], lambda d: reconstructor.levels.detail(d).triangles, subscribe,
+                      header={"arch": "mb05"})
+    sent = []
+    panel.downloader.send = lambda content, buffers=None: sent.append((content, [bytes(b) for b in buffers or []]))
+    try:
+        panel.buttons["obj"].click()  # made on a thread of its own, off the kernel's main thread
+        _wait(lambda: panel.downloader.message == "no face to save yet")
+        assert sent == []
+        latest[0] = _result(reconstructor, photo, "low")
+        panel.buttons["ply"].click()
+        _wait(lambda: sent)
+        (content, (data,)), = sent
+        assert content["name"].endswith(".ply") and content["mime"] == "application/ply"
+        assert data == result_mesh_file(latest[0], reconstructor.levels.detail("low").triangles, "ply")
+
+        panel.buttons["record"].value = True
+        assert panel.recording and len(subscribers) == 1
+        for seq in range(3):
+            subscribers[0](_result(reconstructor, photo, "low", seq))
+        panel.buttons["record"].value = False
+        assert not panel.recording and subscribers == []
+        content, (data,) = sent[-1]
+        assert content["name"].startswith("face3d-session-") and content["name"].endswith(".jsonl")
+        header, frames = read_recording(panel.recording_path)
+        assert header["arch"] == "mb05" and [f.seq for f in frames] == [0, 1, 2]
+        assert data == panel.recording_path.read_bytes()
+        panel.buttons["screenshot"].click()
+        assert sent[-1][0]["type"] == "screenshot" and sent[-1][0]["name"].endswith(".png")
+    finally:
+        folder = panel.recording_path.parent
+        panel.close()
+    assert not folder.exists()
