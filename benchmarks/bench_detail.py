@@ -8,9 +8,11 @@ Faces: every frame of the test video, detected and regressed once. Per level (fu
 - decode: the level's mesh from the 62 params, as the engine does it (median ms per face), with the
   installed model and with a synthetic full-size identity/expression basis, so the figure holds
   when ``bfm_noneck_v3.pkl`` is installed (the shared assets have the mean shape only);
-- viewer: ``FaceViewer.show`` (framing, normals, serialising the arrays; median ms per update);
+- viewer: ``FaceViewer.show`` with the ``positions`` transport (framing, handing the arrays to
+  the widgets; median ms per update);
 - bytes per update: every byte the viewer's widgets hand to the kernel's comm for one mesh update
-  (binary buffers plus JSON), captured at ``ipywidgets.Widget._send``; no page is involved.
+  (binary buffers plus JSON), captured at ``ipywidgets.Widget._send``; no page is involved. (The
+  ``coefficients`` transport sends a few hundred bytes whatever the level; see bench_transport.py.)
 
 Lower levels must cost less everywhere; the last lines say whether they do.
 """
@@ -85,7 +87,7 @@ def main() -> None:
                                      frame=None, detail=name)
                          for i, f in enumerate(faces)]
         # No page here: with ack_timeout 0 every update is sent at once instead of waiting for an acknowledgement.
-        viewers[name] = FaceViewer(rec.levels, ack_timeout=0.0)
+        viewers[name] = FaceViewer(rec.levels, ack_timeout=0.0, transport="positions")
         viewers[name].show(results[name][0])
         times[name] = {"decode": [], "basis": [], "viewer": [], "bytes": []}
     # Levels take turns within each pass, so load from elsewhere on the machine hits them alike.

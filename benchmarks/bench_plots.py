@@ -5,11 +5,11 @@
 Runs inside a real IPython kernel (started here with jupyter_client), so widget messages go through
 the kernel's real comm and ZMQ session as in the app (no page is attached; nothing waits for one).
 The test video's frames go through the live engine one after another; its subscribers are the 3D
-viewer (``ack_timeout`` 0: every mesh is sent, as with a page that keeps up) and, in alternate
-rounds, the pose plot. Printed, per frame: time spent in the viewer's callback and in the plot's,
-the plot's messages per second and bytes per frame, and the engine's processed frames/s with and
-without the plot (rounds alternate; the ratio is taken between neighbouring rounds, since load
-from elsewhere on this shared machine changes from minute to minute).
+viewer (positions transport, ``ack_timeout`` 0: every mesh is sent, as with a page that keeps up)
+and, in alternate rounds, the pose plot. Printed, per frame: time spent in the viewer's callback
+and in the plot's, the plot's messages per second and bytes per frame, and the engine's processed
+frames/s with and without the plot (rounds alternate; the ratio is taken between neighbouring
+rounds, since load from elsewhere on this shared machine changes from minute to minute).
 
 The plot's drawing cost in the page is reported by the page itself (``PosePlot.draw_ms``); the
 browser tests print it.
@@ -42,7 +42,7 @@ def measure(rounds: int, detail: str) -> dict:
     rec = Reconstructor(model_paths())
     frames = video_frames()
     level = rec.levels.detail(detail)
-    viewer = FaceViewer(rec.levels, ack_timeout=0.0)
+    viewer = FaceViewer(rec.levels, ack_timeout=0.0, transport="positions")
     plot = PosePlot()
     spent = {"viewer": [], "plot": []}
     fps = {"with plot": [], "without plot": []}

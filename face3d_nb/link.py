@@ -34,8 +34,8 @@ _STATIC = Path(__file__).parent / "static"
 
 # Round trips (ms) up to which each setting keeps mesh updates flowing: a local or LAN page, a
 # nearby data centre, anything further.
-_TIERS = ((30.0, "full", 320, "local or nearby"), (120.0, "medium", 320, "remote"))
-_FAR = ("low", 256, "far away")
+_TIERS = ((30.0, "full", 320, "up to 30 ms"), (120.0, "medium", 320, "of 30 to 120 ms"))
+_FAR = ("low", 256, "over 120 ms")
 
 
 @dataclass(frozen=True)
@@ -52,14 +52,14 @@ class LinkDefaults:
 def defaults_for(rtt_ms: float) -> LinkDefaults:
     """The mesh detail and input size for a page ``rtt_ms`` away: full detail close by, medium
     within 120 ms, low and smaller frames further (or when the time is unknown, NaN)."""
-    detail, size, where = _FAR
-    for limit, tier_detail, tier_size, tier_where in _TIERS:
+    detail, size, tier = _FAR
+    for limit, tier_detail, tier_size, tier_range in _TIERS:
         if rtt_ms <= limit:
-            detail, size, where = tier_detail, tier_size, tier_where
+            detail, size, tier = tier_detail, tier_size, tier_range
             break
     measured = f"{rtt_ms:.0f} ms" if math.isfinite(rtt_ms) else "unknown"
-    reason = (f"Round trip to the kernel: {measured} ({where}), so the app starts with {detail} mesh detail "
-              f"and {size} px camera frames. Change them below.")
+    reason = (f"Round trip to the kernel: {measured}, so the app starts with {detail} mesh detail and {size} px "
+              f"camera frames (the settings for round trips {tier}). Change them below.")
     return LinkDefaults(rtt_ms, detail, size, reason)
 
 

@@ -28,7 +28,7 @@ def test_tutorial_runs_top_to_bottom(tmp_path, monkeypatch):
     client.execute()  # raises CellExecutionError, with the cell and its traceback, if any cell fails
     code = [c for c in notebook.cells if c.cell_type == "code"]
     outputs = "\n".join(_text(c) for c in code)
-    assert f"imported the models from {ASSETS}" in outputs
+    assert f"imported the models from {ASSETS.resolve()}" in outputs
     assert "obj: 38365 vertices, 76073 triangles" in outputs
     assert "recorded to session.jsonl" in outputs and "(medium)" in outputs
     app_cell = code[-1]
