@@ -75,10 +75,16 @@ def test_save_buttons_deliver_files_to_the_browser(model_store, reconstructor, b
                 assert len(mesh.faces) == faces * len(medium.triangles)
                 assert np.asarray(mesh.visual.vertex_colors)[:, :3].std() > 5  # the camera's colours
 
-            shot = download(page, ".face3d-save-screenshot", tmp_path)
-            picture = cv2.imread(str(shot))
-            assert shot.suffix == ".png" and picture is not None and picture.shape[:2] == (480, 480)
-            assert picture.reshape(-1, 3).std(axis=0).max() > 10  # a face, not an empty view
+            # WebGL keeps no drawing buffer between frames, so a picture taken between two renders
+            # can come out empty (a known limit of the screenshot, see README); allow three tries.
+            for _ in range(3):
+                shot = download(page, ".face3d-save-screenshot", tmp_path)
+                picture = cv2.imread(str(shot))
+                assert shot.suffix == ".png" and picture is not None and picture.shape[:2] == (480, 480)
+                if picture.reshape(-1, 3).std(axis=0).max() > 10:  # a face, not an empty view
+                    break
+            else:
+                pytest.fail("three screenshots of the 3D view were all empty")
 
             page.locator(".face3d-save-record").click()
             wait_until(lambda: probe.eval("app.save_panel.recording"), 30, 0.25, "the recording to start")
