@@ -1,6 +1,6 @@
 """The live app in Voila with a fake camera, against a baseline camera loop built on ipywebrtc's ImageRecorder.
 
-    python benchmarks/bench_app.py [--seconds 30] [--warmup 8] [--detail full]
+    python benchmarks/bench_app.py [--seconds 30] [--warmup 8] [--detail LEVEL]
 
 Both cases run in this one invocation, one after the other, each in its own Voila server (echo off)
 and headless Chromium (Debian's, software WebGL) whose fake camera plays the test video:
@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -141,6 +142,7 @@ def run_case(case: str, server: Server, playwright, camera: Path, seconds: float
             start = snapshot(probe, case)
             time.sleep(seconds)
             end = snapshot(probe, case)
+            detail = probe.eval(f"{NAMES[case]['engine']}.config.detail")
         finally:
             probe.close()
     finally:
@@ -154,6 +156,7 @@ def run_case(case: str, server: Server, playwright, camera: Path, seconds: float
         "latency_p95_ms": end["mesh"]["latency_p95"],
         "rss_start_mb": rss_start / 2**20,
         "rss_end_mb": end["rss"] / 2**20,
+        "detail": detail,
     }
 
 
@@ -161,7 +164,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="measuring window per case")
     parser.add_argument("--warmup", type=float, default=8.0, help="streaming before the window opens")
-    parser.add_argument("--detail", default="full", help="engine mesh detail of the baseline (the app uses its own)")
+    parser.add_argument("--detail", help="mesh detail of the baseline (default: the one the app ran with)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -170,28 +173,34 @@ def main() -> None:
     from playwright.sync_api import sync_playwright  # noqa: PLC0415
 
     home = model_home()
+    load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="face3d_bench_app_"))
     camera = write_y4m(VIDEO, work / "camera.y4m")
     notebook = work / "baseline" / "baseline.ipynb"
     notebook.parent.mkdir()
-    cell = nbformat.v4.new_code_cell(BASELINE.replace("DETAIL", repr(args.detail)))
-    nb = nbformat.v4.new_notebook(cells=[cell], metadata={"kernelspec": {"name": "python3", "language": "python",
-                                                                         "display_name": "Python 3"}})
-    nbformat.write(nb, notebook)
     results = {}
     with sync_playwright() as playwright:
         for case in ("app", "ImageRecorder"):
-            server = Server("voila", work / case, home) if case == "app" else BaselineServer(notebook, work / case, home)
             (work / case).mkdir(exist_ok=True)
+            if case == "app":
+                server = Server("voila", work / case, home)
+            else:
+                # Same mesh detail as the app, so the two differ only in how frames reach the kernel.
+                detail = args.detail or results["app"]["detail"]
+                cell = nbformat.v4.new_code_cell(BASELINE.replace("DETAIL", repr(detail)))
+                nbformat.write(nbformat.v4.new_notebook(cells=[cell], metadata={"kernelspec": {
+                    "name": "python3", "language": "python", "display_name": "Python 3"}}), notebook)
+                server = BaselineServer(notebook, work / case, home)
             with server:
                 log.info("%s: streaming %.0f s (+%.0f s warm-up)…", case, args.seconds, args.warmup)
                 results[case] = run_case(case, server, playwright, camera, args.seconds, args.warmup)
 
-    print(f"\nlive app in Voila, fake camera ({VIDEO.name}), {args.seconds:.0f} s per case, Chromium software WebGL")
-    print(f"{'':16}{'camera fps':>11}{'processed':>11}{'mesh upd/s':>11}{'p50 ms':>8}{'p95 ms':>8}"
+    print(f"\nlive app in Voila, fake camera ({VIDEO.name}), {args.seconds:.0f} s per case, Chromium software WebGL; "
+          f"1-min load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after (on {os.cpu_count()} cores)")
+    print(f"{'':16}{'detail':>8}{'camera fps':>11}{'processed':>11}{'mesh upd/s':>11}{'p50 ms':>8}{'p95 ms':>8}"
           f"{'RSS start MB':>14}{'RSS end MB':>12}")
     for case, r in results.items():
-        print(f"{case:16}{r['camera_fps']:11.1f}{r['processed_fps']:11.1f}{r['mesh_fps']:11.1f}"
+        print(f"{case:16}{r['detail']:>8}{r['camera_fps']:11.1f}{r['processed_fps']:11.1f}{r['mesh_fps']:11.1f}"
               f"{r['latency_p50_ms']:8.0f}{r['latency_p95_ms']:8.0f}{r['rss_start_mb']:14.0f}{r['rss_end_mb']:12.0f}")
     app, base = results["app"], results["ImageRecorder"]
     ratio = app["mesh_fps"] / base["mesh_fps"] if base["mesh_fps"] > 0 else float("inf")

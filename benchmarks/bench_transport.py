@@ -37,6 +37,17 @@ from harness import (BROWSER_ARGS, CHROMIUM, KernelProbe, NotebookServer, chromi
                      wait_until, write_notebook)
 
 REFERENCE = ASSETS / "reference" / "obama.npz"
+# Counts the page's WebGL draw calls: one per face mesh per frame drawn.
+COUNT_DRAWS = """
+window.face3dDraws = 0;
+for (const Context of [WebGLRenderingContext, WebGL2RenderingContext]) {
+  const drawElements = Context.prototype.drawElements;
+  Context.prototype.drawElements = function (...args) {
+    window.face3dDraws += 1;
+    return drawElements.apply(this, args);
+  };
+}
+"""
 SLOW_LINK = {"offline": False, "latency": 40, "downloadThroughput": 125_000, "uploadThroughput": 125_000}
 FAST_LINK = {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
 
@@ -114,19 +125,26 @@ def figures(before: dict, after: dict) -> dict:
     applied = max(after["applied"] - before["applied"], 1)
     seconds = after["time"] - before["time"]
     return {
+        "draws/s": (after["draws"] - before["draws"]) / seconds,
         "bytes/update": (after["bytes"] - before["bytes"]) / applied,
         "updates/s": (after["applied"] - before["applied"]) / seconds,
         "latency ms p50/p95": after["latency"],
         "send-to-applied ms p50/p95": after["flight"],
         "kernel CPU ms/update": (after["cpu"] - before["cpu"]) / applied * 1000,
+        "kernel CPU ms/frame": (after["cpu"] - before["cpu"]) / max(after["shown"] - before["shown"], 1) * 1000,
         "kernel CPU %": (after["cpu"] - before["cpu"]) / seconds * 100,
         "active": after["active"],
     }
 
 
+def snapshot(probe, page) -> dict:
+    return {**probe.eval("snapshot()"), "draws": page.evaluate("window.face3dDraws")}
+
+
 def run_page(browser, server, transport: str, args) -> dict:
     known = set(server.connection_files())
     page = browser.new_page(viewport={"width": 700, "height": 700})
+    page.add_init_script(COUNT_DRAWS)
     cdp = page.context.new_cdp_session(page)
     cdp.send("Network.enable")
     started = time.time()
@@ -138,15 +156,15 @@ def run_page(browser, server, transport: str, args) -> dict:
         ready_at, ready_bytes = probe.eval("(feeder.ready_at, feeder.ready_bytes)")
         out = {"page ready s": ready_at - started, "one-time load MB": ready_bytes / 1e6}
         time.sleep(2.0)
-        before = probe.eval("snapshot()")
+        before = snapshot(probe, page)
         time.sleep(args.seconds)
-        out["fast"] = figures(before, probe.eval("snapshot()"))
+        out["fast"] = figures(before, snapshot(probe, page))
         cdp.send("Network.emulateNetworkConditions", SLOW_LINK)
         # Let what was queued before the throttle drain, and "auto" measure and decide.
         time.sleep(args.settle)
-        before = probe.eval("snapshot()")
-        time.sleep(args.seconds)
-        out["slow"] = figures(before, probe.eval("snapshot()"))
+        before = snapshot(probe, page)
+        time.sleep(args.slow_seconds)
+        out["slow"] = figures(before, snapshot(probe, page))
         cdp.send("Network.emulateNetworkConditions", FAST_LINK)
         out["message"] = probe.eval("viewer.transport_message")
         probe.run("feeder.stop = True")
@@ -156,22 +174,42 @@ def run_page(browser, server, transport: str, args) -> dict:
         page.close()
 
 
+def load_sizes(paths, detail: str, basis: bool) -> dict[str, float]:
+    """What each transport's page loads once (MB): the view index plus the first positions, or the
+    model for the GPU (basis texture, mean shape, vertex index) plus the index."""
+    from face3d_nb.detail import DetailLevels  # noqa: PLC0415
+    from face3d_nb.gpudecode import pack_basis  # noqa: PLC0415
+    from face3d_nb.pipeline import load_morphable_model  # noqa: PLC0415
+    from synthetic import with_synthetic_basis  # noqa: PLC0415
+
+    model = load_morphable_model(paths)
+    model = with_synthetic_basis(model) if basis and model.basis is None else model
+    level = DetailLevels(model).model(detail)
+    index, positions = level.triangles.nbytes, level.mean.nbytes
+    texture = 0 if level.basis is None else pack_basis(level.basis, level.n_vertices).nbytes
+    return {"positions": (index + positions) / 1e6,
+            "coefficients": (index + positions + 4 * level.n_vertices + texture) / 1e6, "texture": texture / 1e6}
+
+
 def show(name: str, result: dict) -> None:
-    print(f"\n{name}: page ready {result['page ready s']:.1f} s, one-time load {result['one-time load MB']:.2f} MB")
+    print(f"\n{name}: page ready {result['page ready s']:.1f} s (navigation to first update applied), kernel sent "
+          f"{result['one-time load MB']:.2f} MB until then")
     for link in ("fast", "slow"):
         f = result[link]
         print(f"  {link} link ({f['active']}): {f['bytes/update']:,.0f} bytes/update, {f['updates/s']:.1f} updates/s, "
               f"latency p50/p95 {f['latency ms p50/p95'][0]:.0f}/{f['latency ms p50/p95'][1]:.0f} ms, "
               f"send-to-applied p50/p95 {f['send-to-applied ms p50/p95'][0]:.0f}/"
-              f"{f['send-to-applied ms p50/p95'][1]:.0f} ms, kernel CPU {f['kernel CPU ms/update']:.2f} ms/update "
-              f"({f['kernel CPU %']:.0f}%)")
+              f"{f['send-to-applied ms p50/p95'][1]:.0f} ms, kernel CPU {f['kernel CPU ms/update']:.1f} ms/update "
+              f"({f['kernel CPU ms/frame']:.1f} ms/frame shown, {f['kernel CPU %']:.0f}% of a core), "
+              f"page drew {f['draws/s']:.1f} frames/s")
     if result["message"]:
         print(f"  viewer says: {result['message']}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=8.0, help="measuring time per link and transport")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measuring time on the fast link")
+    parser.add_argument("--slow-seconds", type=float, default=15.0, help="measuring time on the slow link")
     parser.add_argument("--settle", type=float, default=6.0, help="seconds after slowing the link before measuring")
     parser.add_argument("--rate", type=float, default=30.0, help="frames per second handed to the viewer")
     parser.add_argument("--detail", choices=("full", "medium", "low"), default="full")
@@ -187,9 +225,13 @@ def main() -> None:
     paths = model_paths()
     work = Path(tempfile.mkdtemp(prefix="face3d_bench_transport_"))
     code = KERNEL.format(tests=str(ROOT / "tests"), reference=str(REFERENCE), rate=args.rate, detail=args.detail,
-                         bfm=str(paths.bfm or ""), tri=str(paths.tri), indices=str(paths.indices), basis=not args.no_basis,
-                         mean_shape=[str(p) for p in paths.mean_shape or ()])
+                         bfm=str(paths.bfm or ""), tri=str(paths.tri), indices=str(paths.indices),
+                         basis=not args.no_basis, mean_shape=[str(p) for p in paths.mean_shape or ()])
     notebook = write_notebook(work / "bench_transport.ipynb", code)
+    sizes = load_sizes(paths, args.detail, not args.no_basis)
+    print(f"one-time load: positions {sizes['positions']:.2f} MB (index, first positions); coefficients "
+          f"{sizes['coefficients']:.2f} MB (of which basis texture {sizes['texture']:.2f} MB)")
+    print("(headless Chromium renders with SwiftShader on the CPU here: 'page drew' counts frames actually drawn)")
     results = {}
     with NotebookServer(notebook, work, work / "home") as server, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=BROWSER_ARGS)

@@ -8,8 +8,9 @@ for the pacing protocol that uses it).
 
 from __future__ import annotations
 
-import math
 import time
+from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 import pythreejs as three
@@ -17,13 +18,26 @@ import pythreejs as three
 from .gpudecode import FrameUniforms
 from .gpumesh import CoefficientMeshes
 
-__all__ = ["CoefficientMesh", "FaceMesh", "PositionMesh"]
+__all__ = ["CoefficientMesh", "FaceMesh", "Flight", "PositionMesh"]
+
+
+@dataclass(frozen=True)
+class Flight:
+    """An update sent and not yet acknowledged: ``seq`` (0 where acknowledgements carry none),
+    ``sent_at`` monotonic seconds, ``captured_at`` the frame's capture time, ``nbytes`` its size."""
+
+    seq: float
+    sent_at: float
+    captured_at: float
+    nbytes: int
 
 
 class FaceMesh:
     """One face's mesh and its flight state (guarded by the viewer's lock): ``pending`` the update
-    waiting to be sent (payload, captured_at), ``last`` the payload last sent, ``sent_at``
-    (monotonic s) set while that is in flight, ``sent_bytes`` its size for the link meter."""
+    waiting to be sent (payload, captured_at), ``last`` the payload last sent with its
+    ``last_captured_at``, ``flights`` the updates in flight, oldest first, at most ``window``."""
+
+    window = 1
 
     def __init__(self):
         self.mesh: three.Mesh | None = None
@@ -31,13 +45,29 @@ class FaceMesh:
         self.track_id: int | None = None
         self.pending: tuple[object, float] | None = None
         self.last: object = None
-        self.sent_at: float | None = None
-        self.sent_captured_at = math.nan
-        self.sent_bytes = 0
+        self.last_captured_at = 0.0
+        self.flights: deque[Flight] = deque()
 
-    def in_flight(self, payload: object, captured_at: float, nbytes: int) -> None:
-        self.last = payload
-        self.sent_at, self.sent_captured_at, self.sent_bytes = time.monotonic(), captured_at, nbytes
+    @property
+    def sent_at(self) -> float | None:
+        """When the oldest update in flight was sent, None when none is."""
+        return self.flights[0].sent_at if self.flights else None
+
+    def in_flight(self, payload: object, captured_at: float, nbytes: int, seq: float = 0.0) -> None:
+        self.last, self.last_captured_at = payload, captured_at
+        self.flights.append(Flight(seq, time.monotonic(), captured_at, nbytes))
+
+    def landed(self, seq: float | None = None) -> list[Flight]:
+        """The flights an acknowledgement ends: the oldest, or (``seq``) every one up to that seq
+        (acknowledgements come in order); empty when it matches none."""
+        if seq is None:
+            return [self.flights.popleft()] if self.flights else []
+        if all(f.seq != seq for f in self.flights):
+            return []
+        done = []
+        while self.flights and (not done or done[-1].seq != seq):
+            done.append(self.flights.popleft())
+        return done
 
 
 class PositionMesh(FaceMesh):
@@ -64,6 +94,7 @@ class PositionMesh(FaceMesh):
             self.mesh.visible = True
         # The widget creation carries the mesh: it is in flight until the page reports a version.
         self.pending = None
+        self.flights.clear()
         self.in_flight(positions, captured_at, positions.nbytes)
         for widget in old:
             if widget is not None:
@@ -85,32 +116,39 @@ class PositionMesh(FaceMesh):
 
 
 class CoefficientMesh(FaceMesh):
-    """A face the page's GPU decodes; the transport link acknowledges each ``seq`` applied."""
+    """A face the page's GPU decodes; the transport link acknowledges each ``seq`` applied.
+
+    Up to three updates fly at once: at ~1.4 KB they cost nothing to buffer, and with one at a time
+    a distant page (100 ms round trip) could never get more than 10 a second."""
+
+    window = 3
 
     def __init__(self):
         super().__init__()
         self.material: three.ShaderMaterial | None = None
-        self.seq = math.nan
 
-    def rebuild(self, detail: str, shaders: CoefficientMeshes, wireframe: bool) -> None:
-        """The level's shared geometry with a new material (another level has other shaders)."""
+    def rebuild(self, detail: str, shaders: CoefficientMeshes, wireframe: bool, uniforms: dict, seq: float,
+                frame: FrameUniforms, captured_at: float) -> None:
+        """The level's shared geometry with a new material (another level has other shaders),
+        created with the ``uniforms`` of ``frame``: in flight until the page reports ``seq``."""
         old = self.material
         self.detail = detail
-        self.material = shaders.material(wireframe)
+        self.material = shaders.material(uniforms, wireframe)
         if self.mesh is None:
             self.mesh = shaders.mesh(self.material)
         else:
             self.mesh.geometry, self.mesh.material = shaders.geometry, self.material
-        self.pending, self.last, self.sent_at = None, None, None
+            self.mesh.visible = True
+        self.pending = None
+        self.flights.clear()
+        self.in_flight(frame, captured_at, 0, seq)
         if old is not None:
             old.close()
 
-    def send(self, uniforms: dict, seq: float, frame: FrameUniforms, captured_at: float) -> bool:
-        self.seq = seq
+    def send(self, uniforms: dict, seq: float, frame: FrameUniforms, captured_at: float) -> None:
         # A small message: its acknowledgement times the round trip.
-        self.in_flight(frame, captured_at, 0)
+        self.in_flight(frame, captured_at, 0, seq)
         self.material.uniforms = uniforms
-        return True
 
     def close(self) -> None:
         for widget in (self.mesh, self.material):

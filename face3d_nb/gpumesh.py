@@ -79,14 +79,16 @@ class CoefficientMeshes:
         texture = 0 if self.texture is None else self.texture.nbytes
         return texture + self.model.mean.nbytes + 4 * self.model.n_vertices + self._index_bytes
 
-    def material(self, wireframe: bool) -> three.ShaderMaterial:
-        """A face's own material; it draws once :meth:`uniforms` of a frame are set."""
+    def material(self, uniforms: dict[str, dict], wireframe: bool) -> three.ShaderMaterial:
+        """A face's own material, created with its first frame's :meth:`uniforms` (an update sent
+        separately could reach the page before the mesh listens to it, and not be drawn)."""
         return three.ShaderMaterial(vertexShader=self._vertex_shader, fragmentShader=self._fragment_shader,
-                                    side="DoubleSide", wireframe=wireframe, extensions={"derivatives": True})
+                                    uniforms=uniforms, side="DoubleSide", wireframe=wireframe,
+                                    extensions={"derivatives": True})
 
     def mesh(self, material: three.ShaderMaterial) -> three.Mesh:
-        """A hidden mesh of the shared geometry (shown once it has a frame to draw)."""
-        return three.Mesh(self.geometry, material, frustumCulled=False, visible=False)
+        """A mesh of the shared geometry drawn by ``material``."""
+        return three.Mesh(self.geometry, material, frustumCulled=False)
 
     def uniforms(self, frame: FrameUniforms, appearance: dict[str, object], seq: float) -> dict[str, dict]:
         """The ``uniforms`` value for a material: ``appearance``, then ``frame``, ``seq`` and the basis last."""

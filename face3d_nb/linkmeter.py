@@ -23,7 +23,7 @@ __all__ = ["FAST_RATE", "SLOW_RATE", "TRANSPORTS", "LinkMeter", "choose_transpor
 
 TRANSPORTS = ("auto", "positions", "coefficients")
 #: Updates per second below which "auto" switches to coefficients, and above which back to positions.
-SLOW_RATE, FAST_RATE = 15.0, 30.0
+SLOW_RATE, FAST_RATE = 10.0, 20.0
 _SMALL, _LARGE = 16_384, 65_536
 
 
@@ -31,7 +31,7 @@ class LinkMeter:
     """Round trip (s) and throughput (bytes/s) from the last ``window`` samples of each kind.
     Samples may come from one thread while another reads."""
 
-    def __init__(self, window: int = 20):
+    def __init__(self, window: int = 8):
         self._lock = threading.Lock()
         self._small: deque[float] = deque(maxlen=window)
         self._large: deque[tuple[int, float]] = deque(maxlen=window)

@@ -1,7 +1,7 @@
 """TransportLink: what the viewer needs from the page to choose and pace its mesh transport.
 
 A small anywidget (front end ``static/transportlink.js``) that tells the kernel what the page's GPU can
-do, how fast the page answers, and when a coefficient update has been drawn.
+do, how fast the page answers, and when a coefficient update has been applied.
 
 The protocol
 ------------
@@ -13,8 +13,9 @@ The protocol
   kernel: ``{"type": "pong", "id": int}`` as soon as it arrives. One ping is in flight at a time;
   each round trip goes to :attr:`TransportLink.meter` (a :class:`~face3d_nb.linkmeter.LinkMeter`). A ping
   unanswered after ``ping_timeout`` seconds is given up.
-- page -> kernel: ``{"type": "applied", "seq": float}`` once the page has drawn an update of the
-  ``uniforms`` of a material listed in ``materials``; ``seq`` is that update's ``seq`` uniform.
+- page -> kernel: ``{"type": "applied", "seq": float}`` once three.js has an update of the
+  ``uniforms`` of a material listed in ``materials`` (it is drawn at the next animation frame), and
+  for a material's current uniforms when it starts being watched; ``seq`` is the ``seq`` uniform.
 
 Every page showing the widgets answers, so with several pages open the first answer counts.
 """
@@ -45,7 +46,7 @@ FIRST_PINGS = (0, 0, 0, 262_144)
 
 
 class TransportLink(anywidget.AnyWidget):
-    """Capability check, round-trip timing and draw acknowledgements; see the module docstring.
+    """Capability check, round-trip timing and update acknowledgements; see the module docstring.
     ``clock`` times the pings (seconds).
 
     Traits:

@@ -23,7 +23,9 @@ without bound (seconds of lag, gigabytes in the server). So, per mesh:
   trait and syncs it back; when three.js has the new uniforms, the transport link reports their
   ``seq``. That acknowledgement ends the flight (both mean "applied": drawn at the next frame).
 - Meshes produced meanwhile wait in a one-deep slot, each replacing the last (newest wins); on the
-  acknowledgement the waiting mesh, if any, is sent. Never more than one update in flight per mesh.
+  acknowledgement the waiting mesh, if any, is sent. Never more than one position update in flight
+  per mesh; coefficient updates, a few hundred times smaller, may be three (so a distant page is
+  not held to one update per round trip).
 - An update not acknowledged within ``ack_timeout`` seconds (no page open, kernel restarted page)
   counts as lost: the next mesh is sent anyway, so a page that comes back is served again, and one
   that is gone costs one update per ``ack_timeout``.
@@ -241,7 +243,7 @@ class FaceViewer(traitlets.HasTraits):
         with self._lock:
             for mesh in self._meshes:
                 if isinstance(mesh, CoefficientMesh) and mesh.last is not None and mesh.pending is None:
-                    mesh.pending = (mesh.last, mesh.sent_captured_at)
+                    mesh.pending = (mesh.last, mesh.last_captured_at)
                     self._send_if_idle(mesh)
 
     @traitlets.observe("width", "height")
@@ -294,17 +296,23 @@ class FaceViewer(traitlets.HasTraits):
         return frame_uniforms(model, face.face.params, face.face.roi_box, framing, self._shaders_for(detail).texture)
 
     def _rebuild(self, mesh: FaceMesh, detail: str, payload, captured_at: float) -> None:
+        """New widgets for ``mesh`` at ``detail``, created with ``payload`` (its first update)."""
         new = mesh.mesh is None
         if isinstance(mesh, PositionMesh):
             mesh.rebuild(detail, self._topology(detail)[1], payload, captured_at)
         else:
-            mesh.rebuild(detail, self._shaders_for(detail), self.wireframe)
+            shaders = self._shaders_for(detail)
+            mesh.rebuild(detail, shaders, self.wireframe, self._uniforms(shaders, payload), self._seq, payload,
+                         captured_at)
             self.link.materials = [m.material for m in self._meshes if isinstance(m, CoefficientMesh) and m.material]
         if new:
             self.scene.children = (*self.scene.children, mesh.mesh)
-        if isinstance(mesh, CoefficientMesh):
-            mesh.pending = (payload, captured_at)
-            self._send_if_idle(mesh)
+
+    def _uniforms(self, shaders: CoefficientMeshes, frame: FrameUniforms) -> dict:
+        """A coefficient update: ``frame`` with the current colour and lights, under a new ``seq``."""
+        self._seq += 1
+        appearance = appearance_uniforms(self.material, self.ambient, self.key_light, self.point_light)
+        return shaders.uniforms(frame, appearance, self._seq)
 
     def _topology(self, detail: str) -> tuple[MeshTopology, three.BufferAttribute]:
         if detail not in self._topologies:
@@ -338,43 +346,37 @@ class FaceViewer(traitlets.HasTraits):
     def _send_if_idle(self, mesh: FaceMesh) -> None:
         if mesh.pending is None:
             return
-        if mesh.sent_at is not None:
-            if time.monotonic() - mesh.sent_at < self.ack_timeout:
-                return
+        while mesh.flights and time.monotonic() - mesh.flights[0].sent_at >= self.ack_timeout:
+            mesh.flights.popleft()
             self._lost += 1
+        if len(mesh.flights) >= mesh.window:
+            return
         payload, captured_at = mesh.pending
         mesh.pending = None
         mesh.mesh.visible = True
         if isinstance(mesh, PositionMesh):
-            sent = mesh.send(payload, captured_at)
+            if not mesh.send(payload, captured_at):
+                mesh.flights.clear()
         else:
-            self._seq += 1
-            appearance = appearance_uniforms(self.material, self.ambient, self.key_light, self.point_light)
-            sent = mesh.send(self._shaders[mesh.detail].uniforms(payload, appearance, self._seq), self._seq, payload,
-                             captured_at)
-        if not sent:
-            mesh.sent_at = None
+            mesh.send(self._uniforms(self._shaders[mesh.detail], payload), self._seq, payload, captured_at)
 
-    def _acknowledged(self, mesh: FaceMesh) -> None:
+    def _acknowledged(self, mesh: FaceMesh, seq: float | None = None) -> None:
         with self._lock:
-            if mesh.sent_at is None:
-                return
-            now = time.time()
-            flight = time.monotonic() - mesh.sent_at
-            self._applied += 1
-            self._rate.tick(time.monotonic())
-            self._flight.append(flight * 1000)
-            self.link.meter.add(mesh.sent_bytes, flight)
-            if math.isfinite(mesh.sent_captured_at):
-                self._latency.append((now - mesh.sent_captured_at) * 1000)
-            mesh.sent_at = None
+            now, monotonic = time.time(), time.monotonic()
+            for flight in mesh.landed(seq):
+                self._applied += 1
+                self._rate.tick(monotonic)
+                self._flight.append((monotonic - flight.sent_at) * 1000)
+                self.link.meter.add(flight.nbytes, monotonic - flight.sent_at)
+                if math.isfinite(flight.captured_at):
+                    self._latency.append((now - flight.captured_at) * 1000)
             self._send_if_idle(mesh)
 
     def _coefficients_applied(self, seq: float) -> None:
         with self._lock:
-            mesh = next((m for m in self._meshes if isinstance(m, CoefficientMesh) and m.seq == seq), None)
+            mesh = next((m for m in self._meshes if any(f.seq == seq for f in m.flights)), None)
         if mesh is not None:
-            self._acknowledged(mesh)
+            self._acknowledged(mesh, seq)
 
     # -- choosing the transport --------------------------------------------------------------
     @traitlets.observe("transport")

@@ -1,10 +1,12 @@
 """The GPU decode, Python side: basis texture layout, per-frame uniforms, the shader's numpy
-emulation against the CPU decode, the shader/uniform contract and the transport link. No browser:
-the page's side runs in tests/browser/test_transport.py; here ``send`` is replaced by a list and the
-page's answers are fed by hand."""
+emulation against the CPU decode, the shader/uniform contract, the transport link and the viewer's
+coefficient transport (pacing, appearance, automatic choice). No browser: the page's side runs in
+tests/browser/test_transport.py; here ``send`` is replaced by a list and the page's answers are fed
+by hand."""
 
 import json
 import re
+from collections import deque
 from importlib import resources
 
 import numpy as np
@@ -147,12 +149,11 @@ def test_material_uniforms_match_the_shaders(which, mean_model, full_model):
     appearance = appearance_uniforms(phong, three.AmbientLight(intensity=0.35),
                                      three.DirectionalLight(intensity=0.8, position=(1, 2, 3)),
                                      three.PointLight(intensity=0.3, position=(0, 0.5, 0)))
-    material = meshes.material(wireframe=False)
-    mesh = meshes.mesh(material)
-    assert mesh.frustumCulled is False and material.side == "DoubleSide"
     params, roi = _reference_params()
     frame = frame_uniforms(model, params, roi, Framing(np.zeros(3, np.float32), 1e-3), meshes.texture)
-    material.uniforms = meshes.uniforms(frame, appearance, seq=7)
+    material = meshes.material(meshes.uniforms(frame, appearance, seq=7), wireframe=False)
+    mesh = meshes.mesh(material)
+    assert mesh.frustumCulled is False and mesh.visible and material.side == "DoubleSide"
 
     sent = material.get_state()["uniforms"]
     json.dumps({k: v for k, v in sent.items() if k != "basis"})
@@ -312,7 +313,7 @@ def test_viewer_arguments_are_applied_after_the_scene_exists(viewer, levels):
 
 
 @requires_assets
-def test_coefficient_updates_wait_for_the_page_and_the_newest_wins(viewer, full_model):
+def test_coefficient_updates_keep_three_in_flight_and_the_newest_wins(viewer, full_model):
     params, roi = _reference_params()
     viewer.show(_frame(full_model, params, roi, captured_at=100.0, with_vertices=False))
     [mesh] = viewer._meshes
@@ -320,22 +321,24 @@ def test_coefficient_updates_wait_for_the_page_and_the_newest_wins(viewer, full_
     assert mesh.mesh.visible and mesh.material.uniforms["basis"]["value"] is not None
     sent = [mesh.material.uniforms]
     mesh.material.observe(lambda change: sent.append(change["new"]), "uniforms")
-    newer = [params.copy() for _ in range(3)]
+    newer = [params.copy() for _ in range(4)]
     for i, p in enumerate(newer):
         p[12] += 1e5 * (i + 1)
         viewer.show(_frame(full_model, p, roi, captured_at=101.0 + i, with_vertices=False))
-    assert len(sent) == 1, "one update in flight at a time"
-    viewer.link._handle_message(viewer.link, {"type": "applied", "seq": -5.0}, [])  # not the one in flight
-    assert len(sent) == 1
-    _applied(viewer, mesh)
-    assert len(sent) == 2
+    assert len(sent) == 3, "three in flight, the rest wait"
+    viewer.link._handle_message(viewer.link, {"type": "applied", "seq": -5.0}, [])  # not one in flight
+    assert len(sent) == 3
+    # Acknowledgements come in order: the second one ends the first two flights.
+    viewer.link._handle_message(viewer.link, {"type": "applied", "seq": sent[1]["seq"]["value"]}, [])
+    assert len(sent) == 4 and len(mesh.flights) == 2
     expected = frame_uniforms(full_model, newer[-1], roi, _framing_of(full_model, newer[-1], roi),
                               viewer._shaders["full"].texture)
     np.testing.assert_allclose(sent[-1]["coefficients"]["value"], expected.as_lists()["coefficients"], rtol=1e-6)
-    assert sent[-1]["seq"]["value"] > sent[0]["seq"]["value"]
+    assert [u["seq"]["value"] for u in sent] == sorted({u["seq"]["value"] for u in sent})
     _applied(viewer, mesh)
     stats = viewer.stats()
-    assert stats.applied == 2 and stats.transport == "coefficients" and stats.flight_p50 >= 0
+    assert stats.applied == 4 and stats.transport == "coefficients" and stats.flight_p50 >= 0
+    assert mesh.flights == deque()
 
 
 def _framing_of(model, params, roi):
@@ -366,7 +369,8 @@ def test_colour_lights_and_wireframe_reach_the_shader(viewer, full_model):
     viewer.show(_frame(full_model, params, roi))
     [mesh] = viewer._meshes
     viewer.color, viewer.key_intensity, viewer.point_intensity, viewer.light_azimuth = "#336699", 1.25, 0.5, 90.0
-    assert mesh.material.uniforms["diffuse"]["value"] != "#336699", "waits for the update in flight"
+    # Each change re-sends the last frame; the last changes wait for room in flight.
+    assert len(mesh.flights) == 3 and mesh.pending is not None
     _applied(viewer, mesh)
     uniforms = mesh.material.uniforms
     assert uniforms["diffuse"]["value"] == "#336699" and uniforms["keyIntensity"]["value"] == 1.25

@@ -83,16 +83,20 @@ function gpuDecodeSupport() {
 // material's current update when watching starts (it may have arrived before the watch).
 function watchMaterials(model) {
   let watched = [];
+  let generation = 0;
   const acknowledge = (material) => {
     const seq = material.get("uniforms")?.seq?.value;
     if (typeof seq === "number") model.send({ type: "applied", seq });
   };
   const update = async () => {
+    const mine = ++generation;
     for (const [material, listener] of watched) material.off("change:uniforms", listener);
+    watched = [];
     const refs = model.get("materials") || [];
     const materials = await Promise.all(
       refs.map((ref) => model.widget_manager.get_model(String(ref).slice("IPY_MODEL_".length))),
     );
+    if (mine !== generation) return; // a newer list arrived meanwhile
     watched = materials.map((material) => {
       // A microtask runs once this change has been dispatched, pythreejs's own handler included.
       const listener = () => queueMicrotask(() => acknowledge(material));
@@ -115,7 +119,7 @@ function initialize({ model }) {
 }
 
 function render({ model, el }) {
-  el.classList.add("face3d-transport", "face3d-notice");
+  el.classList.add("face3d-transport-message", "face3d-notice");
   const show = () => {
     el.textContent = model.get("message");
     el.hidden = !model.get("message");

@@ -166,11 +166,20 @@ def test_jupyterlab_runs_the_same_notebook(lab, browser, tmp_path):
         probe = KernelProbe(lab.runtime_dir / f"kernel-{session['kernel']['id']}.json")
         try:
             wait_kernel(probe, "app.viewer.stats().applied >= 5", message="5 mesh updates acknowledged")
+            # The GPU transport works in JupyterLab too: the page passes its check and acknowledges.
+            wait_kernel(probe, "app.viewer.link.gpu_decode == 'ok'", message="the page's GPU check")
+            page.locator(".face3d-transport select").select_option(label="coefficients (page's GPU decodes)")
+            applied = probe.eval("app.viewer.stats().applied")
+            wait_kernel(probe, f"app.viewer.active_transport == 'coefficients' and app.viewer.stats().applied > "
+                               f"{applied + 5}", message="5 coefficient updates acknowledged")
+            page.locator(".face3d-transport select").select_option(label="automatic")
             page.locator(".face3d-wireframe input[type=checkbox]").check()
             wait_kernel(probe, "app.viewer.material.wireframe is True")
             page.locator(".face3d-wireframe input[type=checkbox]").uncheck()
             wait_kernel(probe, "app.viewer.material.wireframe is False")
             wait_for_stat(page, "latency-p50")
+            # The notebook scrolls inside the page: bring the 3D view to the top for the picture.
+            page.evaluate("() => document.querySelector('.face3d-viewer').scrollIntoView({block: 'start'})")
             screenshot(page, "jupyterlab_app", tmp_path)
             probe.run("app.close()")
             assert app_threads(probe) == []

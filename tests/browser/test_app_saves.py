@@ -95,6 +95,8 @@ def test_save_buttons_deliver_files_to_the_browser(model_store, reconstructor, b
             header, frames = read_recording(recording)
             assert recording.suffix == ".jsonl" and header["arch"] in ("mb1", "mb05") and len(frames) >= 5
             assert any(f.faces for f in frames)
+            # The page reports a delivery after the browser has the file: it may arrive a little later.
+            wait_until(lambda: probe.eval("app.save_panel.downloader.delivered") >= 4, 30, 0.25, "4 deliveries")
             assert probe.eval("app.save_panel.downloader.delivered") == 4
 
             # Plots: drawn in the page, which reports what drawing costs it.
