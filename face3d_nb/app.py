@@ -32,7 +32,7 @@ from .config import EngineConfig
 from .controls import ControlPanel, StatsPanel
 from .engine import Engine, ErrorEvent, FrameResult
 from .export import draw_overlay
-from .link import LinkProbe, defaults_for
+from .link import defaults_for
 from .pipeline import Reconstructor
 from .plots import PosePlot
 from .runtime import CUDA_FALLBACK, cuda_available
@@ -58,13 +58,13 @@ class FaceApp(widgets.VBox):
     ``config``: engine settings (default :class:`EngineConfig` ()); ``store``: where models live
     (default :class:`ModelStore` ()); ``reconstructor``: already loaded models to use instead;
     ``camera_width``: the width in pixels asked of the camera; ``link_defaults``: once the page has
-    loaded, choose the mesh detail and camera input size from the measured round trip to it
-    (False keeps ``config.detail`` and the default input size).
+    loaded, choose the mesh detail and camera input size from the measured round trip to it and
+    whether it draws 3D without a GPU (False keeps ``config.detail`` and the default input size).
 
     Attributes once running: ``engine``, ``viewer``, ``camera`` (ipywebrtc ``CameraStream``),
     ``grabber``, ``controls``, ``stats_panel``, ``frame_view``, ``plot`` (pose plots), ``save_panel``
-    (save buttons), ``link`` (round-trip probe), ``provider_note``. Until the models are installed
-    they are None and the app shows the download panel.
+    (save buttons), ``provider_note``.
+    Until the models are installed they are None and the app shows the download panel.
     """
 
     def __init__(self, config: EngineConfig | None = None, *, store: ModelStore | None = None,
@@ -85,7 +85,6 @@ class FaceApp(widgets.VBox):
         self.frame_view: widgets.Image | None = None
         self.plot: PosePlot | None = None
         self.save_panel: SavePanel | None = None
-        self.link: LinkProbe | None = None
         self.provider_note: widgets.HTML | None = None
         self.link_defaults = link_defaults
         self._levels = None
@@ -120,7 +119,6 @@ class FaceApp(widgets.VBox):
             self.frame_view.add_class("face3d-frame-view")
             self.stats_panel = StatsPanel()
             self.plot = PosePlot()
-            self.link = LinkProbe()
             self.provider_note = widgets.HTML()
             self.provider_note.add_class("face3d-provider-note")
             self._show_provider(self.config.provider)
@@ -133,7 +131,7 @@ class FaceApp(widgets.VBox):
             self._unsubscribe = self.engine.subscribe(self._on_event)
             self.engine.subscribe(self.plot)
             if self.link_defaults:
-                self.link.observe(self._on_link, "rtt_ms")
+                self.viewer.link.observe(self._on_link, "rtt_ms")
             self.grabber.on_frame(self._on_frame)
             self.controls.observe(self._on_setting, ["paused", "input_size", "max_fps", "frame_skip", "smoothing",
                                                      "detail", "provider", "show_frame"])
@@ -146,8 +144,8 @@ class FaceApp(widgets.VBox):
             self.children = [
                 widgets.HBox([self.viewer.renderer, side]),
                 self.save_panel,
-                self.link,
-                # Says so when the page cannot decode meshes on its GPU or the link is slow.
+                # Says why the app starts with its settings, and when the page cannot decode meshes on
+                # its GPU or the link is slow.
                 self.viewer.link,
                 self.provider_note,
                 self.controls,
@@ -206,11 +204,11 @@ class FaceApp(widgets.VBox):
 
     def _on_link(self, change) -> None:
         # The first measurement only: later ones must not undo the user's choices.
-        self.link.unobserve(self._on_link, "rtt_ms")
-        chosen = defaults_for(change["new"])
+        self.viewer.link.unobserve(self._on_link, "rtt_ms")
+        chosen = defaults_for(change["new"], software=self.viewer.link.software)
         self.controls.detail = chosen.detail
         self.controls.input_size = chosen.input_size
-        self.link.message = chosen.reason
+        self.viewer.link.note = chosen.reason
 
     def _refresh_stats(self) -> None:
         while not self._closed.wait(_STATS_INTERVAL):
@@ -223,7 +221,7 @@ class FaceApp(widgets.VBox):
         return {"engine": self.engine.stats().to_dict(), "mesh": dataclasses.asdict(self.viewer.stats()),
                 "camera": {"received": self.grabber.received, "rejected": self.grabber.rejected,
                            "status": self.grabber.status},
-                "plot": {"draws": self.plot.draws, "draw_ms": self.plot.draw_ms}, "rtt_ms": self.link.rtt_ms}
+                "plot": {"draws": self.plot.draws, "draw_ms": self.plot.draw_ms}, "rtt_ms": self.viewer.link.rtt_ms}
 
     def _spawn(self, target, name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -290,7 +288,7 @@ class FaceApp(widgets.VBox):
                 if thread.is_alive():
                     log.warning("%s is still finishing; it will exit on its own", thread.name)
         for widget in (self.grabber, self.camera, self.controls, self.stats_panel, self.frame_view, self.plot,
-                       self.save_panel, self.link, self.provider_note):
+                       self.save_panel, self.provider_note):
             if widget is not None:
                 widget.close()
         if self.viewer is not None:

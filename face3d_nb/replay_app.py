@@ -18,7 +18,6 @@ import ipywidgets as widgets
 
 from .assets import ModelStore
 from .detail import DetailLevels
-from .link import LinkProbe
 from .pipeline import load_morphable_model
 from .plots import PosePlot
 from .recording import read_recording
@@ -40,12 +39,12 @@ class ReplayApp(widgets.VBox):
 
     ``detail``: mesh detail level (``"full"``, ``"medium"``, ``"low"``); ``store``: where the models
     live (default :class:`~face3d_nb.assets.ModelStore` ()); ``autoplay``: start playing as soon as
-    a page shows the app (a :class:`~face3d_nb.link.LinkProbe` hears from it), not before: in Voila
-    the notebook runs before the page has loaded.
+    a page shows the app (the viewer's link hears from it), not before: in Voila the notebook
+    runs before the page has loaded.
     Raises :class:`~face3d_nb.recording.RecordingError` for a file that is not a recording and
     :class:`~face3d_nb.assets.ModelsMissingError` when the models are not installed.
 
-    Attributes: ``replayer`` (:class:`~face3d_nb.replay.Replayer`), ``viewer``, ``plot``, ``link``,
+    Attributes: ``replayer`` (:class:`~face3d_nb.replay.Replayer`), ``viewer``, ``plot``,
     ``header`` (the recording's header line).
     """
 
@@ -59,7 +58,6 @@ class ReplayApp(widgets.VBox):
         mesh = levels.detail(detail)
         self.viewer = FaceViewer(levels, max_faces=max([len(f.faces) for f in frames] + [1]))
         self.plot = PosePlot()
-        self.link = LinkProbe(pings=1)
         self.replayer = Replayer(frames, levels, detail)
         self._closed = False
         self._last_status = 0.0
@@ -87,13 +85,13 @@ class ReplayApp(widgets.VBox):
         title = (f"<b>Replay</b> of {html.escape(self.path.name)}: {len(frames)} frames, {duration:.1f} s, "
                  f"{detail} mesh detail ({len(mesh.vertices):,} vertices)")
         self.children = [widgets.HTML(title), widgets.HBox([self.viewer.renderer, self.plot]),
-                         widgets.HBox([self.play_button, restart, speed, loop, self.status]), self.link]
+                         widgets.HBox([self.play_button, restart, speed, loop, self.status]), self.viewer.link]
         self._render_status()
         if autoplay and frames:
-            self.link.observe(self._page_ready, "rtt_ms")
+            self.viewer.link.observe(self._page_ready, "pages")
 
     def _page_ready(self, _change) -> None:
-        self.link.unobserve(self._page_ready, "rtt_ms")
+        self.viewer.link.unobserve(self._page_ready, "pages")
         self.play_button.value = True
 
     @classmethod
@@ -139,7 +137,6 @@ class ReplayApp(widgets.VBox):
             return
         self._closed = True
         self.replayer.pause()
-        self.link.close()
         self.plot.close()
         self.viewer.close()
         for widget in (*self._controls, self.status, *self.children):

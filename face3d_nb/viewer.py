@@ -185,7 +185,7 @@ class FaceViewer(traitlets.HasTraits):
                                        width=self.width, height=self.height)
         self.renderer.add_class("face3d-viewer")
         self.link = TransportLink()
-        self.link.observe(self._page_answered, "gpu_decode")
+        self.link.observe(self._page_answered, ["gpu_decode", "pages"])
         self.link.on_applied(self._coefficients_applied)
         # Traits given as arguments, now that their observers have a scene to update.
         with self.hold_trait_notifications():
@@ -384,9 +384,8 @@ class FaceViewer(traitlets.HasTraits):
         self._choose()
 
     def _page_answered(self, _change) -> None:
-        # A page (re)loaded: time the link to it, then choose with what it can do.
+        # A page (re)loaded (the link times itself to it) or said what it can do.
         self._measured_at = time.monotonic()
-        self.link.measure()
         self._choose()
 
     def _choose_periodically(self) -> None:

@@ -22,26 +22,32 @@ def app(model_store, reconstructor):
     app.close()
 
 
-def _measure(app, rtt_s: float) -> None:
+def _measure(app, rtt_s: float, renderer: str = "") -> None:
     """Play the page's side of a round-trip measurement, each pong ``rtt_s`` after its ping."""
-    clock, pings = [100.0], []
-    app.link._clock = lambda: clock[0]
-    app.link.send = lambda content, buffers=None: pings.append(content["n"])
-    app.link._handle_message(app.link, {"type": "hello"}, [])
-    for _ in range(app.link.pings):
+    link, clock, pings = app.viewer.link, [100.0], []
+    link._clock = lambda: clock[0]
+    link.send = lambda content, buffers=None: pings.append(content["id"])
+    link._handle_message(link, {"type": "hello", "renderer": renderer}, [])
+    while link.measuring:
         clock[0] += rtt_s
-        app.link._handle_message(app.link, {"type": "pong", "n": pings[-1]}, [])
+        link._handle_message(link, {"type": "pong", "id": pings[-1]}, [])
 
 
 def test_a_far_page_gets_low_detail_and_smaller_frames_and_is_told(app):
     assert app.engine.config.detail == "full" and app.grabber.width == 320
     _measure(app, 0.250)
-    assert app.link.rtt_ms == pytest.approx(250.0)
+    assert app.viewer.link.rtt_ms == pytest.approx(250.0)
     assert (app.controls.detail, app.engine.config.detail, app.grabber.width) == ("low", "low", 256)
-    assert "250 ms" in app.link.message and "low mesh detail" in app.link.message
+    assert "250 ms" in app.viewer.link.note and "low mesh detail" in app.viewer.link.note
     app.controls.detail = "medium"
     _measure(app, 0.001)  # a later measurement does not undo the user's choice
     assert app.engine.config.detail == "medium"
+
+
+def test_a_near_page_drawing_without_a_gpu_starts_at_medium_detail(app):
+    _measure(app, 0.002, renderer="ANGLE (Google, Vulkan 1.3.0 (SwiftShader Device (Subzero)))")
+    assert (app.engine.config.detail, app.grabber.width) == ("medium", 320)
+    assert "2 ms" in app.viewer.link.note and "without a GPU" in app.viewer.link.note
 
 
 def test_the_newest_result_is_what_the_save_buttons_save(app):

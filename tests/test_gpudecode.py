@@ -391,7 +391,8 @@ def test_auto_follows_the_measured_link_and_what_the_page_can_do(levels, full_mo
         params, roi = _reference_params()
         viewer.show(_frame(full_model, params, roi))
         assert viewer.active_transport == "positions" and pings == []
-        viewer.link.set_state({"gpu_decode": "ok"})  # the page answers: the link gets timed
+        viewer.link._handle_message(viewer.link, {"type": "hello", "renderer": "a GPU"}, [])  # the link gets timed
+        viewer.link.set_state({"gpu_decode": "ok"})
         assert pings and pings[0]["type"] == "ping"
         viewer.link.meter.add(100, 0.08)
         viewer.link.meter.add(460_000, 0.08 + 460_000 / 125_000)

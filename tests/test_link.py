@@ -1,4 +1,4 @@
-"""LinkProbe, Python side, and the defaults chosen from the round trip.
+"""The page link's hello and round-trip timing, Python side, and the defaults chosen from them.
 
 No browser here: ``send`` is replaced by a list and the page's answers are fed by hand (the page
 side is tested in tests/browser).
@@ -8,7 +8,8 @@ import math
 
 import pytest
 
-from face3d_nb.link import LinkProbe, defaults_for
+from face3d_nb.link import defaults_for
+from face3d_nb.transportlink import FIRST_PINGS, TransportLink
 
 
 @pytest.mark.parametrize(("rtt", "detail", "size"), [(2.0, "full", 320), (30.0, "full", 320), (31.0, "medium", 320),
@@ -20,17 +21,32 @@ def test_defaults_fall_with_distance(rtt, detail, size):
     assert f"{detail} mesh detail" in chosen.reason and f"{size} px" in chosen.reason
 
 
-def test_probe_times_round_trips_after_the_page_says_hello():
+@pytest.mark.parametrize(("rtt", "detail"), [(2.0, "medium"), (60.0, "medium"), (400.0, "low")])
+def test_a_page_drawing_without_a_gpu_gets_at_most_medium_detail(rtt, detail):
+    chosen = defaults_for(rtt, software=True)
+    assert chosen.detail == detail
+    assert ("without a GPU" in chosen.reason) == (rtt < 30)
+
+
+def test_hello_counts_the_page_and_times_the_link_to_it():
     now = [10.0]
-    probe = LinkProbe(clock=lambda: now[0], pings=3)
+    link = TransportLink(clock=lambda: now[0])
     sent = []
-    probe.send = lambda content, buffers=None: sent.append(content)
-    probe._handle_message(probe, {"type": "hello"}, [])
-    for delay in (0.020, 0.008, 0.500):
-        (ping,) = [m for m in sent if m["type"] == "ping"][-1:]
-        now[0] += delay
-        assert math.isnan(probe.rtt_ms)
-        probe._handle_message(probe, {"type": "pong", "n": ping["n"]}, [])
-        probe._handle_message(probe, {"type": "pong", "n": 999}, [])  # unknown: ignored
-    assert len(sent) == 3
-    assert probe.rtt_ms == pytest.approx(8.0)
+    link.send = lambda content, buffers=None: sent.append((content, buffers))
+    try:
+        link._handle_message(link, {"type": "hello", "renderer": "ANGLE (Google, Vulkan (SwiftShader Device))"}, [])
+        assert (link.pages, link.software) == (1, True)
+        for delay in (0.020, 0.008, 0.500, 0.300):
+            content, buffers = sent[-1]
+            now[0] += delay
+            assert math.isnan(link.rtt_ms)
+            link._handle_message(link, {"type": "pong", "id": content["id"] + 100}, [])  # unknown: ignored
+            link._handle_message(link, {"type": "pong", "id": content["id"]}, [])
+        assert [len(b[0]) if b else 0 for _, b in sent] == list(FIRST_PINGS)
+        assert link.rtt_ms == pytest.approx(8.0)
+
+        # A reload says hello again: counted and timed again; a page hiding its renderer is not software.
+        link._handle_message(link, {"type": "hello", "renderer": ["not", "a", "string"]}, [])
+        assert (link.pages, link.renderer, link.software, link.measuring) == (2, "", False, True)
+    finally:
+        link.close()

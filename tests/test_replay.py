@@ -98,12 +98,11 @@ def test_replay_app_plays_into_the_viewer(model_store, recording, monkeypatch):
     monkeypatch.setenv(ENV_FILE, str(recording))
     monkeypatch.setenv(ENV_DETAIL, "low")
     app = ReplayApp.from_env(store=model_store)
-    app.link.send = lambda content, buffers=None: None  # no page here: answer its ping by hand
+    app.viewer.link.send = lambda content, buffers=None: None  # no page here: it says hello by hand
     try:
         time.sleep(0.2)
         assert app.replayer.played == 0  # autoplay waits for a page
-        app.link._handle_message(app.link, {"type": "hello"}, [])
-        app.link._handle_message(app.link, {"type": "pong", "n": 1}, [])
+        app.viewer.link._handle_message(app.viewer.link, {"type": "hello", "renderer": ""}, [])
         assert app.replayer.finished.wait(30)
         assert app.replayer.played == 20
         face_mesh = app.viewer.scene.children[-1]  # the face's mesh, added after the lights and camera

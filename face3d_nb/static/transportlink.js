@@ -1,5 +1,5 @@
-// Front end of face3d_nb.transportlink.TransportLink: GPU capability check, echo of timing pings, and
-// acknowledgements of coefficient updates. The protocol is in face3d_nb/transportlink.py's docstring.
+// Front end of face3d_nb.transportlink.TransportLink: hello, GPU capability check, echo of timing
+// pings, and acknowledgements of coefficient updates. The protocol is in face3d_nb/transportlink.py's docstring.
 
 const HALF = { 0.25: 0x3400, 0.5: 0x3800, 0.75: 0x3a00, 1: 0x3c00 };
 
@@ -26,15 +26,31 @@ function compile(gl, type, source) {
   return shader;
 }
 
-// Draw one point whose colour the vertex shader fetched from a half-float texture, and read it
-// back: the decode shaders need exactly that (vertex texture fetch of half floats) and flat
-// normals (screen-space derivatives). Returns "ok" or why not.
-function gpuDecodeSupport() {
+// The WebGL renderer's name (a CPU rasteriser such as SwiftShader when there is no usable GPU).
+function rendererName(gl) {
+  const info = gl.getExtension("WEBGL_debug_renderer_info");
+  return String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER) || "");
+}
+
+// The renderer's name, and whether the decode shaders can run: "ok" or why not. They need vertex
+// texture fetch of half floats (checked by drawing one point whose colour the vertex shader
+// fetched from a half-float texture, and reading it back) and flat normals (screen-space
+// derivatives).
+function inspectGpu() {
   const canvas = document.createElement("canvas");
   canvas.width = canvas.height = 1;
   const gl2 = canvas.getContext("webgl2");
   const gl = gl2 || canvas.getContext("webgl");
-  if (!gl) return "no WebGL in this browser";
+  if (!gl) return { renderer: "", support: "no WebGL in this browser" };
+  try {
+    return { renderer: rendererName(gl), support: decodeSupport(gl, gl2) };
+  } finally {
+    const lose = gl.getExtension("WEBGL_lose_context");
+    if (lose) lose.loseContext();
+  }
+}
+
+function decodeSupport(gl, gl2) {
   if (gl.getParameter(gl.MAX_VERTEX_TEXTURE_IMAGE_UNITS) < 1) return "no vertex texture fetch";
   let halfType = gl2 ? gl2.HALF_FLOAT : null;
   if (!gl2) {
@@ -72,9 +88,6 @@ function gpuDecodeSupport() {
     return "ok";
   } catch (error) {
     return `GPU decode check failed (${error.message || error})`;
-  } finally {
-    const lose = gl.getExtension("WEBGL_lose_context");
-    if (lose) lose.loseContext();
   }
 }
 
@@ -114,19 +127,28 @@ function initialize({ model }) {
     if (msg && msg.type === "ping") model.send({ type: "pong", id: msg.id });
   });
   watchMaterials(model);
-  model.set("gpu_decode", gpuDecodeSupport());
+  const { renderer, support } = inspectGpu();
+  model.send({ type: "hello", renderer });
+  model.set("gpu_decode", support);
   model.save_changes();
 }
 
+// Two lines, each hidden while empty: the app's note (why it starts with its settings) and the
+// viewer's transport message.
 function render({ model, el }) {
-  el.classList.add("face3d-transport-message", "face3d-notice");
-  const show = () => {
-    el.textContent = model.get("message");
-    el.hidden = !model.get("message");
-  };
-  model.on("change:message", show);
-  show();
-  return () => model.off("change:message", show);
+  const offs = [["note", "face3d-link"], ["message", "face3d-transport-message"]].map(([name, className]) => {
+    const line = document.createElement("div");
+    line.classList.add(className, "face3d-notice");
+    el.appendChild(line);
+    const show = () => {
+      line.textContent = model.get(name);
+      line.hidden = !model.get(name);
+    };
+    model.on(`change:${name}`, show);
+    show();
+    return () => model.off(`change:${name}`, show);
+  });
+  return () => offs.forEach((off) => off());
 }
 
 export default { initialize, render };
