@@ -243,7 +243,9 @@ def main() -> None:
     ok = coefficients >= 10 and positions < 2
     print(f"\nslow link: coefficients {coefficients:.1f} updates/s (target >= 10), positions {positions:.1f} "
           f"(target < 2): {'PASS' if ok else 'FAIL'}")
-    print(f"auto: {results['auto']['fast']['active']} on the fast link, {results['auto']['slow']['active']} on the slow one")
+    auto = results["auto"]
+    print(f"auto: {auto['fast']['active']} on the fast link ({auto['fast']['updates/s']:.1f} updates/s), "
+          f"{auto['slow']['active']} on the slow one ({auto['slow']['updates/s']:.1f} updates/s)")
 
 
 if __name__ == "__main__":

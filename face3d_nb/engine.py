@@ -36,6 +36,7 @@ from .frames import ImageError, as_bgr, decode_image
 from .pipeline import Face, Reconstructor
 from .smoothing import FaceSmoother
 from .stats import EngineStats, StatsRecorder
+from .subscribers import Subscribers
 from .tracking import Tracker, TrackerStep
 
 __all__ = ["Engine", "ErrorEvent", "FrameResult", "TrackedFace", "scale_face"]
@@ -136,7 +137,7 @@ class Engine:
         self._busy = False
         self._submitted = 0
         self._last_start = float("-inf")
-        self._subscribers: dict[object, Callable[[Event], None]] = {}
+        self._subscribers: Subscribers[Event] = Subscribers("engine")
         self._stats = StatsRecorder(self._config.stats_window, self._config.rate_window)
         # Owned by the worker thread while it runs.
         self._reconstructor: Reconstructor | None = None
@@ -254,15 +255,7 @@ class Engine:
     def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
         """Call ``callback(event)`` on the worker thread for every result or error; returns a
         function that ends this subscription (calling it again does nothing)."""
-        token = object()
-        with self._cond:
-            self._subscribers[token] = callback
-
-        def unsubscribe() -> None:
-            with self._cond:
-                self._subscribers.pop(token, None)
-
-        return unsubscribe
+        return self._subscribers.subscribe(callback)
 
     def stats(self) -> EngineStats:
         return self._stats.snapshot(self._clock())
@@ -431,14 +424,8 @@ class Engine:
         return tuple(out)
 
     def _publish(self, event: Event) -> None:
-        with self._cond:
-            subscribers = list(self._subscribers.values())
-        for callback in subscribers:
-            try:
-                callback(event)
-            except Exception:  # noqa: BLE001 - a broken subscriber must not stop the others or the worker
-                self._stats.count("callback_errors")
-                log.exception("engine subscriber %r raised", callback)
+        for _ in range(self._subscribers.publish(event)):
+            self._stats.count("callback_errors")
 
 
 def _warm_up(reconstructor: Reconstructor, size: int) -> None:

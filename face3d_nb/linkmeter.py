@@ -95,7 +95,8 @@ def choose_transport(requested: str, gpu_decode: str, meter: LinkMeter, position
     if rate is None:
         return current, ""
     if rate < SLOW_RATE:
-        return "coefficients", f"Slow link ({meter.summary()}): sending coefficients."
+        return "coefficients", (f"Mesh updates reach this page slowly ({meter.summary()}; a distant kernel, a slow "
+                                f"link or a busy browser): sending coefficients, which the page decodes.")
     if rate > FAST_RATE:
         return "positions", ""
     return current, ""

@@ -25,6 +25,7 @@ from .detail import DetailLevels
 from .engine import FrameResult, TrackedFace
 from .pipeline import Face
 from .recording import RecordedFrame
+from .subscribers import Subscribers
 
 __all__ = ["Replayer"]
 
@@ -56,7 +57,7 @@ class Replayer:
         self._cond = threading.Condition()
         self._anchor: tuple[float, float] | None = None
         self.speed = speed
-        self._subscribers: dict[object, Callable] = {}
+        self._subscribers: Subscribers[FrameResult] = Subscribers("replay")
         self._thread: threading.Thread | None = None
         self._playing = False
         self._stopping = False
@@ -83,15 +84,7 @@ class Replayer:
 
     def subscribe(self, callback: Callable[[FrameResult], None]) -> Callable[[], None]:
         """Call ``callback(event)`` on the replay thread for every frame; returns the unsubscriber."""
-        token = object()
-        with self._cond:
-            self._subscribers[token] = callback
-
-        def unsubscribe() -> None:
-            with self._cond:
-                self._subscribers.pop(token, None)
-
-        return unsubscribe
+        return self._subscribers.subscribe(callback)
 
     def play(self) -> None:
         """Play from ``position`` (from the start once finished)."""
@@ -162,13 +155,7 @@ class Replayer:
                 self._cond.wait(min(delay, _POLL))
             if self._stopping:
                 return False
-            subscribers = list(self._subscribers.values())
-        event = self.event(index)
-        for callback in subscribers:
-            try:
-                callback(event)
-            except Exception:  # noqa: BLE001 - a broken subscriber must not stop the replay
-                log.exception("replay subscriber %r raised", callback)
+        self._subscribers.publish(self.event(index))
         with self._cond:
             self.position = index + 1
             self.played += 1

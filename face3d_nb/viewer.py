@@ -155,6 +155,7 @@ class FaceViewer(traitlets.HasTraits):
         self._lock = threading.Lock()
         self._meshes: list[FaceMesh] = []
         self._shaders: dict[str, CoefficientMeshes] = {}
+        self._shaders_lock = threading.Lock()
         self._rate = RateMeter(2.0)
         self._latency: deque[float] = deque(maxlen=300)
         self._flight: deque[float] = deque(maxlen=300)
@@ -323,9 +324,10 @@ class FaceViewer(traitlets.HasTraits):
 
     def _shaders_for(self, detail: str) -> CoefficientMeshes:
         """The level's shared GPU-transport widgets, built on first use (the page loads them once)."""
-        if detail not in self._shaders:
-            self._shaders[detail] = CoefficientMeshes(self.levels.model(detail), self._topology(detail)[1])
-        return self._shaders[detail]
+        with self._shaders_lock:
+            if detail not in self._shaders:
+                self._shaders[detail] = CoefficientMeshes(self.levels.model(detail), self._topology(detail)[1])
+            return self._shaders[detail]
 
     def _mesh_for(self, track_id: int) -> FaceMesh | None:
         """The mesh showing ``track_id``, else a free one claimed for it (or a new one), else None."""
@@ -399,6 +401,10 @@ class FaceViewer(traitlets.HasTraits):
             self._choose()
 
     def _choose(self) -> None:
+        if self.transport == "auto" and self.link.gpu_decode == "ok":
+            # Send the page the model for its GPU now, while the link is good: on a link slow
+            # enough to need coefficients, loading megabytes would stall the switch for minutes.
+            self._shaders_for(self._detail)
         position_bytes = 12 * len(self.levels.detail(self._detail).vertices)
         transport, message = choose_transport(self.transport, self.link.gpu_decode, self.link.meter, position_bytes,
                                               self._transport)

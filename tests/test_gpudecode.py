@@ -248,7 +248,7 @@ def test_choice_follows_the_link_and_the_page():
     position_bytes = 460_000
     assert choose_transport("auto", "ok", fast, position_bytes, "coefficients")[0] == "positions"
     transport, reason = choose_transport("auto", "ok", slow, position_bytes, "positions")
-    assert transport == "coefficients" and "Slow link" in reason
+    assert transport == "coefficients" and "reach this page slowly" in reason
     assert choose_transport("auto", "ok", remote, position_bytes, "positions")[0] == "coefficients"
     # Between the two thresholds the current choice stays.
     middle = _meter(1 / (SLOW_RATE + FAST_RATE) * 2, 1e12)
@@ -392,13 +392,16 @@ def test_auto_follows_the_measured_link_and_what_the_page_can_do(levels, full_mo
         viewer.show(_frame(full_model, params, roi))
         assert viewer.active_transport == "positions" and pings == []
         viewer.link._handle_message(viewer.link, {"type": "hello", "renderer": "a GPU"}, [])  # the link gets timed
+        assert viewer._shaders == {}
         viewer.link.set_state({"gpu_decode": "ok"})
         assert pings and pings[0]["type"] == "ping"
+        # The page can decode: it gets the model for its GPU at once, before any switch needs it.
+        assert list(viewer._shaders) == ["full"] and viewer.active_transport == "positions"
         viewer.link.meter.add(100, 0.08)
         viewer.link.meter.add(460_000, 0.08 + 460_000 / 125_000)
         viewer._chosen_at = -np.inf
         viewer.show(_frame(full_model, params, roi))
-        assert viewer.active_transport == "coefficients" and "Slow link" in viewer.transport_message
+        assert viewer.active_transport == "coefficients" and "reach this page slowly" in viewer.transport_message
         assert viewer.link.message == viewer.transport_message
         viewer.show(_frame(full_model, params, roi, with_vertices=False))
         [mesh] = viewer._meshes
