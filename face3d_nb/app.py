@@ -63,7 +63,7 @@ class FaceApp(widgets.VBox):
 
     Attributes once running: ``engine``, ``viewer``, ``camera`` (ipywebrtc ``CameraStream``),
     ``grabber``, ``controls``, ``stats_panel``, ``frame_view``, ``plot`` (pose plots), ``save_panel``
-    (save buttons), ``provider_note``.
+    (save buttons), ``provider_note``; ``viewer.link`` shows why the app starts with its settings.
     Until the models are installed they are None and the app shows the download panel.
     """
 

@@ -61,7 +61,8 @@ class TransportLink(anywidget.AnyWidget):
 
     - ``materials`` (()): ``ShaderMaterial`` s whose uniform updates the page acknowledges.
     - ``gpu_decode`` ("", set by the page): ``"ok"`` or why the page cannot decode on its GPU.
-    - ``note`` (""): a line shown where the widget is displayed (hidden when empty); the app's.
+    - ``note`` (""): a line shown where the widget is displayed (hidden when empty): the app says
+      there why it starts with its settings.
     - ``message`` (""): a line shown below it (hidden when empty); the viewer's transport message.
     - ``ping_timeout`` (10.0, kernel only): seconds after which an unanswered ping is given up.
     - ``pages`` (0, read-only): page loads so far (each says hello).
@@ -145,6 +146,7 @@ class TransportLink(anywidget.AnyWidget):
                 finished = self._in_flight is None
             if finished:
                 # Observers may use the link: not under the lock.
-                self.set_trait("rtt_ms", self.meter.round_trip * 1000 if self.meter.round_trip else math.nan)
+                round_trip = self.meter.round_trip
+                self.set_trait("rtt_ms", math.nan if round_trip is None else round_trip * 1000)
         else:
             log.debug("ignored a page message %r", content)

@@ -357,8 +357,7 @@ class FaceViewer(traitlets.HasTraits):
         mesh.pending = None
         mesh.mesh.visible = True
         if isinstance(mesh, PositionMesh):
-            if not mesh.send(payload, captured_at):
-                mesh.flights.clear()
+            mesh.send(payload, captured_at)
         else:
             mesh.send(self._uniforms(self._shaders[mesh.detail], payload), self._seq, payload, captured_at)
 
