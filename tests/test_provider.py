@@ -15,7 +15,7 @@ from conftest import IMAGES, requires_assets
 from face3d_nb.config import EngineConfig
 from face3d_nb.engine import Engine, FrameResult
 from face3d_nb.pipeline import Reconstructor
-from face3d_nb.runtime import CUDA_FALLBACK, cuda_available
+from face3d_nb.runtime import CUDA_FALLBACK, create_session, cuda_available
 
 pytestmark = requires_assets
 no_cuda = pytest.mark.skipif(cuda_available(), reason="this onnxruntime has CUDA: there is no fallback to see")
@@ -23,6 +23,13 @@ no_cuda = pytest.mark.skipif(cuda_available(), reason="this onnxruntime has CUDA
 
 def test_cuda_available_says_what_onnxruntime_has():
     assert cuda_available() == ("CUDAExecutionProvider" in ort.get_available_providers())
+
+
+def test_sessions_do_not_spin_between_frames(model_paths):
+    # Spinning pool threads took a third of a core from the browser in the live app (bench_app).
+    options = create_session(model_paths.detector, threads=2).get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.intra_op_num_threads == 2
 
 
 @no_cuda
