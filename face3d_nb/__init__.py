@@ -20,6 +20,9 @@ _EXPORTS = {
     "ModelStore": "assets",
     "Engine": "engine",
     "EngineConfig": "config",
+    "FaceApp": "app",
+    "FaceViewer": "viewer",
+    "ReplayApp": "replay_app",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -36,3 +36,15 @@ def test_engine_runs_without_importing_torch():
         "assert not any(m.startswith(('ipywidgets', 'pythreejs')) for m in sys.modules), 'widgets imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_widget_classes_load_only_when_asked_for():
+    code = (
+        "import sys, face3d_nb\n"
+        "assert not any(m.startswith(('ipywidgets', 'pythreejs')) for m in sys.modules), 'widgets imported'\n"
+        "from face3d_nb.app import FaceApp\n"
+        "from face3d_nb.replay_app import ReplayApp\n"
+        "assert (face3d_nb.FaceApp, face3d_nb.ReplayApp) == (FaceApp, ReplayApp)\n"
+        "assert face3d_nb.FaceViewer.__module__ == 'face3d_nb.viewer'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
