@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import socket
 import subprocess
@@ -222,19 +223,29 @@ class KernelProbe:
         self.client.start_channels()
         self.client.wait_for_ready(timeout=60)
 
+    def _execute(self, code: str, timeout: float, **options) -> dict:
+        # The reply comes on the shell channel. Waiting on iopub instead (execute_interactive) fails
+        # after a minute or so of not reading it: the app's widget traffic overflows the unread
+        # subscription and the kernel's "idle" for this request is dropped with the rest.
+        msg_id = self.client.execute(code, silent=True, store_history=False, **options)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                reply = self.client.get_shell_msg(timeout=max(deadline - time.monotonic(), 0.001))
+            except queue.Empty:
+                raise TimeoutError(f"the kernel did not answer {code or options!r} in {timeout:.0f} s") from None
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return reply["content"]
+
     def run(self, code: str, timeout: float = 60.0) -> None:
-        reply = self.client.execute_interactive(code, silent=True, store_history=False, timeout=timeout,
-                                                output_hook=lambda msg: None)
-        if reply["content"]["status"] != "ok":
-            raise RuntimeError(f"kernel error running {code!r}: {reply['content'].get('evalue')}")
+        content = self._execute(code, timeout)
+        if content["status"] != "ok":
+            raise RuntimeError(f"kernel error running {code!r}: {content.get('evalue')}")
 
     def eval(self, expression: str, timeout: float = 60.0):
         import ast  # noqa: PLC0415
 
-        reply = self.client.execute_interactive("", silent=True, store_history=False, timeout=timeout,
-                                                user_expressions={"value": expression},
-                                                output_hook=lambda msg: None)
-        value = reply["content"]["user_expressions"]["value"]
+        value = self._execute("", timeout, user_expressions={"value": expression})["user_expressions"]["value"]
         if value["status"] != "ok":
             raise RuntimeError(f"kernel error evaluating {expression!r}: {value.get('evalue')}")
         return ast.literal_eval(value["data"]["text/plain"])
