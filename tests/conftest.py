@@ -52,3 +52,27 @@ def cli_env(model_store, monkeypatch):
     """Environment for running the CLI against the test model cache."""
     monkeypatch.setenv("FACE3D_HOME", str(model_store.home))
     return {**os.environ, "FACE3D_HOME": str(model_store.home)}
+
+
+def record_video(reconstructor, path: Path, frames: int) -> Path:
+    """A real session recording at ``path``: the first ``frames`` frames of the test video through
+    the live engine, at the video's 25 frames/s."""
+    import cv2  # noqa: PLC0415
+
+    from face3d_nb.config import EngineConfig  # noqa: PLC0415
+    from face3d_nb.engine import Engine  # noqa: PLC0415
+    from face3d_nb.recording import Recorder  # noqa: PLC0415
+
+    capture = cv2.VideoCapture(str(VIDEO))
+    try:
+        with Recorder(path, arch=reconstructor.paths.arch) as recorder, \
+                Engine(EngineConfig(), reconstructor) as engine:
+            engine.subscribe(recorder)
+            for i in range(frames):
+                ok, frame = capture.read()
+                assert ok, f"the test video has fewer than {frames} frames"
+                engine.submit(frame, captured_at=i / 25)
+                assert engine.drain(60)
+    finally:
+        capture.release()
+    return path

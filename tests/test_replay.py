@@ -5,13 +5,11 @@ import sys
 import threading
 import time
 
-import cv2
 import numpy as np
 import pytest
 
-from conftest import VIDEO, requires_assets
-from face3d_nb.config import EngineConfig
-from face3d_nb.engine import Engine, FrameResult
+from conftest import record_video, requires_assets
+from face3d_nb.engine import FrameResult
 from face3d_nb.recording import Recorder, read_recording
 from face3d_nb.replay import Replayer
 
@@ -21,17 +19,7 @@ pytestmark = requires_assets
 @pytest.fixture(scope="module")
 def recording(reconstructor, tmp_path_factory):
     """A real session: the first 20 frames of the test video through the live engine, recorded."""
-    path = tmp_path_factory.mktemp("replay") / "session.jsonl"
-    capture = cv2.VideoCapture(str(VIDEO))
-    with Recorder(path, arch=reconstructor.paths.arch) as recorder, Engine(EngineConfig(), reconstructor) as engine:
-        engine.subscribe(recorder)
-        for i in range(20):
-            ok, frame = capture.read()
-            assert ok
-            engine.submit(frame, captured_at=i / 25)
-            assert engine.drain(60)
-    capture.release()
-    return path
+    return record_video(reconstructor, tmp_path_factory.mktemp("replay") / "session.jsonl", 20)
 
 
 def test_replay_is_frame_exact_and_never_early(reconstructor, recording, tmp_path):

@@ -9,10 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import VIDEO, requires_assets
-from face3d_nb.config import EngineConfig
-from face3d_nb.engine import Engine
-from face3d_nb.recording import Recorder, read_recording
+from conftest import record_video, requires_assets
+from face3d_nb.recording import read_recording
 from harness import KernelProbe, Server, wait_until
 from pages import (PAGE_TIMEOUT_MS, VIEWPORT, browser, fake_camera, local_only, playwright_session,  # noqa: F401
                    requires_browser)
@@ -36,17 +34,7 @@ class ReplayServer(Server):
 
 @pytest.fixture(scope="module")
 def recording(reconstructor, tmp_path_factory):
-    path = tmp_path_factory.mktemp("replay-page") / "session.jsonl"
-    capture = cv2.VideoCapture(str(VIDEO))
-    with Recorder(path) as recorder, Engine(EngineConfig(), reconstructor) as engine:
-        engine.subscribe(recorder)
-        for i in range(FRAMES):
-            ok, frame = capture.read()
-            assert ok
-            engine.submit(frame, captured_at=i / 25)
-            assert engine.drain(60)
-    capture.release()
-    return path
+    return record_video(reconstructor, tmp_path_factory.mktemp("replay-page") / "session.jsonl", FRAMES)
 
 
 def test_replay_page_plays_the_recording_frame_exact(recording, model_store, browser, tmp_path):
