@@ -1,6 +1,6 @@
 """Mesh transports compared in a real page: positions (decoded in the kernel) vs coefficients (decoded by the page's GPU).
 
-    python benchmarks/bench_transport.py [--seconds 8] [--rate 30] [--detail full]
+    python benchmarks/bench_transport.py [--seconds 10] [--slow-seconds 15] [--rate 30] [--detail full] [--no-basis]
 
 Voila serves a small notebook: a FaceViewer of the Basel Face Model when installed, else of the real
 mean shape with a synthetic basis of the real size (tests/synthetic.py), fed on a kernel thread
