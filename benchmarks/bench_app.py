@@ -39,8 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
 
 from common import ASSETS, VIDEO  # noqa: E402
-from face3d_nb.assets import ModelsMissingError, ModelStore  # noqa: E402
-from face3d_nb.serve import voila_argv  # noqa: E402
+from face3d_nb.models.store import ModelsMissingError, ModelStore  # noqa: E402
+from face3d_nb.apps.serve import voila_argv  # noqa: E402
 from harness import KernelProbe, Server, chromium_missing, launch_chromium, wait_until, write_y4m  # noqa: E402
 
 log = logging.getLogger("bench_app")
@@ -49,11 +49,11 @@ BASELINE = """\
 import time
 import ipywidgets as widgets
 from ipywebrtc import CameraStream, ImageRecorder
-from face3d_nb.camera import camera_constraints
-from face3d_nb.config import EngineConfig
-from face3d_nb.engine import Engine, FrameResult
-from face3d_nb.pipeline import Reconstructor
-from face3d_nb.viewer import FaceViewer
+from face3d_nb.widgets.camera import camera_constraints
+from face3d_nb.live.config import EngineConfig
+from face3d_nb.live.engine import Engine, FrameResult
+from face3d_nb.core.pipeline import Reconstructor
+from face3d_nb.widgets.viewer import FaceViewer
 
 reconstructor = Reconstructor()
 viewer = FaceViewer(reconstructor.levels)

@@ -28,11 +28,11 @@ import numpy as np
 from ipywidgets import Widget
 
 from common import model_paths, video_frames
-from face3d_nb.bfm import N_EXPR, N_SHAPE, MorphableModel
-from face3d_nb.detail import LEVELS, DetailLevels
-from face3d_nb.engine import FrameResult, TrackedFace
-from face3d_nb.pipeline import Reconstructor
-from face3d_nb.viewer import FaceViewer
+from face3d_nb.core.morphable import N_EXPR, N_SHAPE, MorphableModel
+from face3d_nb.core.detail import LEVELS, DetailLevels
+from face3d_nb.live.engine import FrameResult, TrackedFace
+from face3d_nb.core.pipeline import Reconstructor
+from face3d_nb.widgets.viewer import FaceViewer
 
 
 class SentBytes:

@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 
 from common import model_paths, percentiles, video_frames
-from face3d_nb.bfm import N_EXPR, N_SHAPE, MorphableModel
-from face3d_nb.pipeline import Reconstructor
-from face3d_nb.regressor import roi_box_from_bbox
+from face3d_nb.core.morphable import N_EXPR, N_SHAPE, MorphableModel
+from face3d_nb.core.pipeline import Reconstructor
+from face3d_nb.core.regressor import roi_box_from_bbox
 
 
 def timed(fn, *args):

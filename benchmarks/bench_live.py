@@ -31,10 +31,10 @@ import cv2
 import numpy as np
 
 from common import ASSETS, model_paths, percentiles, video_frames
-from face3d_nb.config import EngineConfig
-from face3d_nb.engine import Engine, FrameResult
-from face3d_nb.pipeline import Reconstructor
-from face3d_nb.playback import feed_realtime
+from face3d_nb.live.config import EngineConfig
+from face3d_nb.live.engine import Engine, FrameResult
+from face3d_nb.core.pipeline import Reconstructor
+from face3d_nb.live.video_source import feed_realtime
 
 PHOTO = ASSETS / "3ddfa_v2" / "images" / "JianzhuGuo.jpg"
 PATHS = {"tracking": 30, "detect every frame": 1}

@@ -33,11 +33,11 @@ def measure(rounds: int, detail: str) -> dict:
     import numpy as np  # noqa: PLC0415
 
     from common import model_paths, video_frames  # noqa: PLC0415
-    from face3d_nb.config import EngineConfig  # noqa: PLC0415
-    from face3d_nb.engine import Engine, FrameResult  # noqa: PLC0415
-    from face3d_nb.pipeline import Reconstructor  # noqa: PLC0415
-    from face3d_nb.plots import PosePlot  # noqa: PLC0415
-    from face3d_nb.viewer import FaceViewer  # noqa: PLC0415
+    from face3d_nb.live.config import EngineConfig  # noqa: PLC0415
+    from face3d_nb.live.engine import Engine, FrameResult  # noqa: PLC0415
+    from face3d_nb.core.pipeline import Reconstructor  # noqa: PLC0415
+    from face3d_nb.widgets.plots import PosePlot  # noqa: PLC0415
+    from face3d_nb.widgets.viewer import FaceViewer  # noqa: PLC0415
 
     rec = Reconstructor(model_paths())
     frames = video_frames()

@@ -57,11 +57,11 @@ from urllib.parse import parse_qs
 sys.path.insert(0, {tests!r})
 import numpy as np
 from IPython.display import display
-from face3d_nb.bfm import MorphableModel, pose_from_params
-from face3d_nb.detail import DetailLevels
-from face3d_nb.engine import FrameResult, TrackedFace
-from face3d_nb.pipeline import Face
-from face3d_nb.viewer import FaceViewer
+from face3d_nb.core.morphable import MorphableModel, pose_from_params
+from face3d_nb.core.detail import DetailLevels
+from face3d_nb.live.engine import FrameResult, TrackedFace
+from face3d_nb.core.pipeline import Face
+from face3d_nb.widgets.viewer import FaceViewer
 from synthetic import with_synthetic_basis
 
 # Every byte the kernel sends to the page on comms (widgets created, updated, custom messages).
@@ -177,9 +177,9 @@ def run_page(browser, server, transport: str, args) -> dict:
 def load_sizes(paths, detail: str, basis: bool) -> dict[str, float]:
     """What each transport's page loads once (MB): the view index plus the first positions, or the
     model for the GPU (basis texture, mean shape, vertex index) plus the index."""
-    from face3d_nb.detail import DetailLevels  # noqa: PLC0415
-    from face3d_nb.gpudecode import pack_basis  # noqa: PLC0415
-    from face3d_nb.pipeline import load_morphable_model  # noqa: PLC0415
+    from face3d_nb.core.detail import DetailLevels  # noqa: PLC0415
+    from face3d_nb.view.gpu_packing import pack_basis  # noqa: PLC0415
+    from face3d_nb.core.pipeline import load_morphable_model  # noqa: PLC0415
     from synthetic import with_synthetic_basis  # noqa: PLC0415
 
     model = load_morphable_model(paths)

@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from face3d_nb.assets import ModelPaths, ModelsMissingError, ModelStore
+from face3d_nb.models.store import ModelPaths, ModelsMissingError, ModelStore
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = Path(os.environ.get("FACE3D_TEST_ASSETS", ROOT.parent / "shared" / "assets"))

@@ -11,18 +11,18 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Reconstructor": "pipeline",
-    "Face": "pipeline",
-    "FaceDetector": "detector",
-    "Regressor": "regressor",
-    "MorphableModel": "bfm",
-    "Pose": "bfm",
-    "ModelStore": "assets",
-    "Engine": "engine",
-    "EngineConfig": "config",
-    "FaceApp": "app",
-    "FaceViewer": "viewer",
-    "ReplayApp": "replay_app",
+    "Reconstructor": "core.pipeline",
+    "Face": "core.pipeline",
+    "FaceDetector": "core.detector",
+    "Regressor": "core.regressor",
+    "MorphableModel": "core.morphable",
+    "Pose": "core.morphable",
+    "ModelStore": "models.store",
+    "Engine": "live.engine",
+    "EngineConfig": "live.config",
+    "FaceApp": "apps.live_app",
+    "FaceViewer": "widgets.viewer",
+    "ReplayApp": "apps.replay_app",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import cv2
 
-from .assets import ARCHS, AssetError, ModelStore
-from .frames import ImageError, read_image
+from .models.store import ARCHS, AssetError, ModelStore
+from .core.frames import ImageError, read_image
 
 log = logging.getLogger("face3d_nb")
 
@@ -26,7 +26,7 @@ class CliError(Exception):
 
 
 def _reconstructor(args):
-    from .pipeline import Reconstructor  # noqa: PLC0415 - keeps `models` commands light
+    from .core.pipeline import Reconstructor  # noqa: PLC0415 - keeps `models` commands light
 
     try:
         return Reconstructor(arch=args.arch, threads=args.threads, provider=args.provider or "cpu")
@@ -40,7 +40,7 @@ def _describe(rec) -> str:
 
 
 def cmd_image(args) -> int:
-    from .export import draw_overlay, vertex_colors, write_obj, write_ply  # noqa: PLC0415
+    from .core.export import draw_overlay, vertex_colors, write_obj, write_ply  # noqa: PLC0415
 
     try:
         image = read_image(args.path)
@@ -108,7 +108,7 @@ def cmd_video(args) -> int:
 
 def _engine_config(args):
     """Engine settings: the --config file, then --arch/--threads/--every, then each --set."""
-    from .config import EngineConfig, parse_override  # noqa: PLC0415
+    from .live.config import EngineConfig, parse_override  # noqa: PLC0415
 
     try:
         config = EngineConfig.load(args.config) if args.config else EngineConfig()
@@ -126,15 +126,15 @@ def _engine_config(args):
 
 
 def _face_json(tracked, scale: float) -> dict:
-    from .engine import scale_face  # noqa: PLC0415
+    from .live.engine import scale_face  # noqa: PLC0415
 
     return {**scale_face(tracked.face, 1 / scale).to_dict(), "track_id": tracked.track_id}
 
 
 def cmd_video_live(args) -> int:
     """The video at its own frame rate through the live engine, as a camera would feed it."""
-    from .engine import Engine, FrameResult  # noqa: PLC0415
-    from .playback import feed_realtime, open_video  # noqa: PLC0415
+    from .live.engine import Engine, FrameResult  # noqa: PLC0415
+    from .live.video_source import feed_realtime, open_video  # noqa: PLC0415
 
     config = _engine_config(args)
     try:
@@ -180,10 +180,10 @@ def cmd_video_live(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .detail import LEVELS, simplify  # noqa: PLC0415
-    from .export import write_obj, write_ply  # noqa: PLC0415
-    from .pipeline import load_morphable_model  # noqa: PLC0415
-    from .recording import RecordingError, read_recording  # noqa: PLC0415
+    from .core.detail import LEVELS, simplify  # noqa: PLC0415
+    from .core.export import write_obj, write_ply  # noqa: PLC0415
+    from .core.pipeline import load_morphable_model  # noqa: PLC0415
+    from .live.recording import RecordingError, read_recording  # noqa: PLC0415
 
     try:
         _, frames = read_recording(args.path)
@@ -241,7 +241,7 @@ def cmd_models(args) -> int:
 
 
 def cmd_app(args) -> int:
-    from .serve import NotebookMissingError, serve_app  # noqa: PLC0415 - Voila is only needed here
+    from .apps.serve import NotebookMissingError, serve_app  # noqa: PLC0415 - Voila is only needed here
 
     if not 0 < args.port < 65536:
         raise CliError(f"--port must be between 1 and 65535, got {args.port}", status=2)
@@ -254,9 +254,9 @@ def cmd_app(args) -> int:
 
 def cmd_replay(args) -> int:
     """Serve the replay notebook with Voila, the recording passed to its kernel in the environment."""
-    from .recording import RecordingError, read_recording  # noqa: PLC0415
-    from .replay_app import ENV_DETAIL, ENV_FILE  # noqa: PLC0415
-    from .serve import NotebookMissingError, app_notebook, serve_app  # noqa: PLC0415
+    from .live.recording import RecordingError, read_recording  # noqa: PLC0415
+    from .apps.replay_app import ENV_DETAIL, ENV_FILE  # noqa: PLC0415
+    from .apps.serve import NotebookMissingError, app_notebook, serve_app  # noqa: PLC0415
 
     if not 0 < args.port < 65536:
         raise CliError(f"--port must be between 1 and 65535, got {args.port}", status=2)

@@ -28,7 +28,7 @@ def model_store(tmp_path_factory):
     """A model cache holding the shared assets, imported and converted the way users do it."""
     if not (ASSETS / "MANIFEST.json").is_file():
         pytest.skip(f"real model files not found in {ASSETS}")
-    from face3d_nb.assets import ModelStore
+    from face3d_nb.models.store import ModelStore
 
     store = ModelStore(tmp_path_factory.mktemp("face3d_home"))
     store.import_dir(ASSETS, store.keys_for())
@@ -42,7 +42,7 @@ def model_paths(model_store):
 
 @pytest.fixture(scope="session")
 def reconstructor(model_paths):
-    from face3d_nb.pipeline import Reconstructor
+    from face3d_nb.core.pipeline import Reconstructor
 
     return Reconstructor(model_paths)
 
@@ -59,9 +59,9 @@ def record_video(reconstructor, path: Path, frames: int) -> Path:
     the live engine, at the video's 25 frames/s."""
     import cv2  # noqa: PLC0415
 
-    from face3d_nb.config import EngineConfig  # noqa: PLC0415
-    from face3d_nb.engine import Engine  # noqa: PLC0415
-    from face3d_nb.recording import Recorder  # noqa: PLC0415
+    from face3d_nb.live.config import EngineConfig  # noqa: PLC0415
+    from face3d_nb.live.engine import Engine  # noqa: PLC0415
+    from face3d_nb.live.recording import Recorder  # noqa: PLC0415
 
     capture = cv2.VideoCapture(str(VIDEO))
     try:

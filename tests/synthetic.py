@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from face3d_nb.bfm import MorphableModel
+from face3d_nb.core.morphable import MorphableModel
 
 # Typical magnitude of each real coefficient (roughly the regressor's de-normalisation std).
 COEFFICIENT_SIZES = np.concatenate([np.logspace(5.7, 4.1, 40), np.logspace(0.2, -0.8, 10)])

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from conftest import ASSETS, VIDEO, requires_assets
-from face3d_nb.app import FaceApp
-from face3d_nb.assets import ModelStore, load_manifest
-from face3d_nb.config import EngineConfig
+from face3d_nb.apps.live_app import FaceApp
+from face3d_nb.models.store import ModelStore, load_manifest
+from face3d_nb.live.config import EngineConfig
 
 pytestmark = requires_assets
 

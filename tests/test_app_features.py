@@ -8,14 +8,14 @@ import cv2
 import pytest
 
 from conftest import IMAGES, requires_assets
-from face3d_nb.runtime import CUDA_FALLBACK, cuda_available
+from face3d_nb.core.runtime import CUDA_FALLBACK, cuda_available
 
 pytestmark = requires_assets
 
 
 @pytest.fixture
 def app(model_store, reconstructor):
-    from face3d_nb.app import FaceApp
+    from face3d_nb.apps.live_app import FaceApp
 
     app = FaceApp(store=model_store, reconstructor=reconstructor)
     yield app

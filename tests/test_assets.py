@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from face3d_nb.assets import AssetError, ModelStore, ModelsMissingError, git_blob_sha1, load_manifest
+from face3d_nb.models.store import AssetError, ModelStore, ModelsMissingError, git_blob_sha1, load_manifest
 
 from conftest import ASSETS, requires_assets
 

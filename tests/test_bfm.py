@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from face3d_nb.bfm import MorphableModel, pose_from_params, similar_transform, split_params
+from face3d_nb.core.morphable import MorphableModel, pose_from_params, similar_transform, split_params
 
 from conftest import ASSETS, REFERENCE, requires_assets
 
@@ -15,7 +15,7 @@ pytestmark = requires_assets
 
 @pytest.fixture(scope="module")
 def mean_model(model_paths):
-    from face3d_nb.pipeline import load_morphable_model
+    from face3d_nb.core.pipeline import load_morphable_model
 
     return load_morphable_model(model_paths)
 

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import traitlets
 
-import face3d_nb.camera
+import face3d_nb.widgets.camera
 from conftest import VIDEO
-from face3d_nb.camera import INPUT_SIZES, FrameGrabber, camera_constraints
+from face3d_nb.widgets.camera import INPUT_SIZES, FrameGrabber, camera_constraints
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,7 @@ def test_settings_reach_the_page_state(grabber):
 
 
 def test_front_end_ships_as_package_files():
-    static = Path(face3d_nb.camera.__file__).parent / "static"
+    static = Path(face3d_nb.widgets.camera.__file__).parent / "static"
     assert "export default" in (static / "grabber.js").read_text()
     assert ".face3d-stat" in (static / "face3d.css").read_text()
     # anywidget serves what it read from those files.

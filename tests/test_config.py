@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from face3d_nb.config import EngineConfig, parse_override
+from face3d_nb.live.config import EngineConfig, parse_override
 
 
 def test_defaults_match_the_documented_ones():

@@ -12,9 +12,9 @@ import onnxruntime as ort
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
-from face3d_nb.convert import build_detector, build_regressor
-from face3d_nb.detector import prior_boxes
-from face3d_nb.safepickle import load_legacy_pth, load_pkl
+from face3d_nb.models.convert import build_detector, build_regressor
+from face3d_nb.core.detector import prior_boxes
+from face3d_nb.models.safe_pickle import load_legacy_pth, load_pkl
 
 from conftest import ASSETS, IMAGES, requires_assets
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from face3d_nb.bfm import MorphableModel
-from face3d_nb.detail import LEVELS, DetailLevels, simplify
+from face3d_nb.core.morphable import MorphableModel
+from face3d_nb.core.detail import LEVELS, DetailLevels, simplify
 
 from conftest import REFERENCE, requires_assets
 
@@ -71,8 +71,8 @@ def test_engine_decodes_the_configured_level_and_switches_while_running(reconstr
     import cv2
 
     from conftest import IMAGES
-    from face3d_nb.config import EngineConfig
-    from face3d_nb.engine import Engine, FrameResult
+    from face3d_nb.live.config import EngineConfig
+    from face3d_nb.live.engine import Engine, FrameResult
 
     photo = cv2.imread(str(IMAGES["JianzhuGuo"]))
     results, done = [], threading.Event()
@@ -106,7 +106,7 @@ def test_engine_decodes_the_configured_level_and_switches_while_running(reconstr
 
 
 def test_detail_is_a_validated_setting():
-    from face3d_nb.config import EngineConfig, parse_override
+    from face3d_nb.live.config import EngineConfig, parse_override
 
     assert EngineConfig().detail == "full"
     assert EngineConfig().replace(**dict([parse_override("detail=low")])).detail == "low"
@@ -117,7 +117,7 @@ def test_detail_is_a_validated_setting():
 
 
 def test_no_flecks_lower_levels_keep_no_triangle_turned_against_the_surface(reconstructor, levels):
-    from face3d_nb.meshview import MeshTopology
+    from face3d_nb.view.framing import MeshTopology
 
     model = reconstructor.model
     surface = MeshTopology(model.triangles, model.n_vertices).normals(model.mean)  # full mesh, per vertex

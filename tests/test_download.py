@@ -6,7 +6,7 @@ No browser here: ``send`` is replaced by a list (the page side is tested in test
 import pytest
 import pythreejs as three
 
-from face3d_nb.download import Downloader, safe_filename
+from face3d_nb.widgets.download import Downloader, safe_filename
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ import pytest
 
 from conftest import IMAGES, VIDEO
 from face3d_nb.cli import main
-from face3d_nb.config import EngineConfig
-from face3d_nb.engine import Engine, ErrorEvent, FrameResult, scale_face
+from face3d_nb.live.config import EngineConfig
+from face3d_nb.live.engine import Engine, ErrorEvent, FrameResult, scale_face
 
 TIMEOUT = 60  # generous: the CI machine is small and shared
 

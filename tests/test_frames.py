@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from face3d_nb.frames import ImageError, as_bgr, decode_image, read_image
+from face3d_nb.core.frames import ImageError, as_bgr, decode_image, read_image
 
 
 def test_channel_layouts_become_bgr():

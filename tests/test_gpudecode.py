@@ -13,12 +13,12 @@ import numpy as np
 import pythreejs as three
 import pytest
 
-from face3d_nb.bfm import MorphableModel
-from face3d_nb.gpudecode import TEXTURE_WIDTH, emulate, face_affine, frame_uniforms, pack_basis
-from face3d_nb.gpumesh import CoefficientMeshes, appearance_uniforms
-from face3d_nb.linkmeter import FAST_RATE, SLOW_RATE, LinkMeter, choose_transport
-from face3d_nb.meshview import Framing, MeshTopology
-from face3d_nb.transportlink import TransportLink
+from face3d_nb.core.morphable import MorphableModel
+from face3d_nb.view.gpu_packing import TEXTURE_WIDTH, emulate, face_affine, frame_uniforms, pack_basis
+from face3d_nb.widgets.coefficient_model import CoefficientMeshes, appearance_uniforms
+from face3d_nb.view.transport_choice import FAST_RATE, SLOW_RATE, LinkMeter, choose_transport
+from face3d_nb.view.framing import Framing, MeshTopology
+from face3d_nb.widgets.page_link import TransportLink
 
 from conftest import REFERENCE, requires_assets
 from synthetic import COEFFICIENT_SIZES, with_synthetic_basis
@@ -26,7 +26,7 @@ from synthetic import COEFFICIENT_SIZES, with_synthetic_basis
 
 @pytest.fixture(scope="module")
 def mean_model(model_paths):
-    from face3d_nb.pipeline import load_morphable_model
+    from face3d_nb.core.pipeline import load_morphable_model
 
     return load_morphable_model(model_paths)
 
@@ -158,7 +158,7 @@ def test_material_uniforms_match_the_shaders(which, mean_model, full_model):
     sent = material.get_state()["uniforms"]
     json.dumps({k: v for k, v in sent.items() if k != "basis"})
     names = list(sent)
-    static = resources.files("face3d_nb") / "static"
+    static = resources.files("face3d_nb.widgets") / "static"
     declared = _uniform_names((static / "decode.vert").read_text()) | _uniform_names((static / "decode.frag").read_text())
     if model.basis is None:
         assert "basis" not in names and "coefficients" not in names
@@ -269,9 +269,9 @@ def test_choice_follows_the_link_and_the_page():
 
 # -- the viewer's coefficient transport -------------------------------------------------------
 def _frame(model: MorphableModel, params, roi, track_id: int = 1, captured_at: float = 0.0, with_vertices=True):
-    from face3d_nb.bfm import pose_from_params
-    from face3d_nb.engine import FrameResult, TrackedFace
-    from face3d_nb.pipeline import Face
+    from face3d_nb.core.morphable import pose_from_params
+    from face3d_nb.live.engine import FrameResult, TrackedFace
+    from face3d_nb.core.pipeline import Face
 
     face = Face(box=np.array([*roi, 1.0], np.float32), roi_box=np.asarray(roi, np.float64), params=params,
                 pose=pose_from_params(params), landmarks=model.landmarks_3d(params, roi))
@@ -282,14 +282,14 @@ def _frame(model: MorphableModel, params, roi, track_id: int = 1, captured_at: f
 
 @pytest.fixture
 def levels(full_model):
-    from face3d_nb.detail import DetailLevels
+    from face3d_nb.core.detail import DetailLevels
 
     return DetailLevels(full_model)
 
 
 @pytest.fixture
 def viewer(levels):
-    from face3d_nb.viewer import FaceViewer
+    from face3d_nb.widgets.viewer import FaceViewer
 
     v = FaceViewer(levels, transport="coefficients", width=320, height=240)
     v.link.send = lambda content, buffers=None: None  # no page: pings go nowhere
@@ -304,7 +304,7 @@ def _applied(viewer, mesh) -> None:
 
 @requires_assets
 def test_viewer_arguments_are_applied_after_the_scene_exists(viewer, levels):
-    from face3d_nb.viewer import FaceViewer
+    from face3d_nb.widgets.viewer import FaceViewer
 
     assert (viewer.renderer.width, viewer.renderer.height, viewer.camera.aspect) == (320, 240, 320 / 240)
     assert viewer.active_transport == "coefficients"
@@ -342,14 +342,14 @@ def test_coefficient_updates_keep_three_in_flight_and_the_newest_wins(viewer, fu
 
 
 def _framing_of(model, params, roi):
-    from face3d_nb.meshview import frame_faces
+    from face3d_nb.view.framing import frame_faces
 
     return frame_faces([model.landmarks_3d(params, roi)])
 
 
 @requires_assets
 def test_both_transports_put_every_vertex_in_the_same_place(viewer, levels, full_model):
-    from face3d_nb.viewer import FaceViewer
+    from face3d_nb.widgets.viewer import FaceViewer
 
     params, roi = _reference_params()
     positions = FaceViewer(levels, transport="positions")
@@ -382,7 +382,7 @@ def test_colour_lights_and_wireframe_reach_the_shader(viewer, full_model):
 
 @requires_assets
 def test_auto_follows_the_measured_link_and_what_the_page_can_do(levels, full_model):
-    from face3d_nb.viewer import FaceViewer
+    from face3d_nb.widgets.viewer import FaceViewer
 
     viewer = FaceViewer(levels)
     pings = []

@@ -8,8 +8,8 @@ import math
 
 import pytest
 
-from face3d_nb.link import defaults_for
-from face3d_nb.transportlink import FIRST_PINGS, TransportLink
+from face3d_nb.view.page_defaults import defaults_for
+from face3d_nb.widgets.page_link import FIRST_PINGS, TransportLink
 
 
 @pytest.mark.parametrize(("rtt", "detail", "size"), [(2.0, "full", 320), (30.0, "full", 320), (31.0, "medium", 320),

@@ -31,7 +31,7 @@ def test_no_torch_in_the_dependency_tree():
 def test_engine_runs_without_importing_torch():
     code = (
         "import sys, numpy as np\n"
-        "import face3d_nb.pipeline, face3d_nb.convert, face3d_nb.safepickle, face3d_nb.cli\n"
+        "import face3d_nb.core.pipeline, face3d_nb.models.convert, face3d_nb.models.safe_pickle, face3d_nb.cli\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
         "assert not any(m.startswith(('ipywidgets', 'pythreejs')) for m in sys.modules), 'widgets imported'\n"
     )
@@ -42,9 +42,9 @@ def test_the_widget_classes_load_only_when_asked_for():
     code = (
         "import sys, face3d_nb\n"
         "assert not any(m.startswith(('ipywidgets', 'pythreejs')) for m in sys.modules), 'widgets imported'\n"
-        "from face3d_nb.app import FaceApp\n"
-        "from face3d_nb.replay_app import ReplayApp\n"
+        "from face3d_nb.apps.live_app import FaceApp\n"
+        "from face3d_nb.apps.replay_app import ReplayApp\n"
         "assert (face3d_nb.FaceApp, face3d_nb.ReplayApp) == (FaceApp, ReplayApp)\n"
-        "assert face3d_nb.FaceViewer.__module__ == 'face3d_nb.viewer'\n"
+        "assert face3d_nb.FaceViewer.__module__ == 'face3d_nb.widgets.viewer'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

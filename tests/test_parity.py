@@ -31,7 +31,7 @@ def _check_faces(faces, ref, rows, std):
 
 @pytest.fixture(scope="module")
 def param_std(model_store):
-    from face3d_nb.safepickle import load_pkl
+    from face3d_nb.models.safe_pickle import load_pkl
 
     return load_pkl(model_store.raw_path("param_mean_std"))["std"]
 

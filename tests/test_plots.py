@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from face3d_nb.bfm import pose_from_params
-from face3d_nb.engine import ErrorEvent, FrameResult, TrackedFace
-from face3d_nb.pipeline import Face
-from face3d_nb.plots import PosePlot
+from face3d_nb.core.morphable import pose_from_params
+from face3d_nb.live.engine import ErrorEvent, FrameResult, TrackedFace
+from face3d_nb.core.pipeline import Face
+from face3d_nb.widgets.plots import PosePlot
 
 
 class Clock:

@@ -12,10 +12,10 @@ import onnxruntime as ort
 import pytest
 
 from conftest import IMAGES, requires_assets
-from face3d_nb.config import EngineConfig
-from face3d_nb.engine import Engine, FrameResult
-from face3d_nb.pipeline import Reconstructor
-from face3d_nb.runtime import CUDA_FALLBACK, create_session, cuda_available
+from face3d_nb.live.config import EngineConfig
+from face3d_nb.live.engine import Engine, FrameResult
+from face3d_nb.core.pipeline import Reconstructor
+from face3d_nb.core.runtime import CUDA_FALLBACK, create_session, cuda_available
 
 pytestmark = requires_assets
 no_cuda = pytest.mark.skipif(cuda_available(), reason="this onnxruntime has CUDA: there is no fallback to see")

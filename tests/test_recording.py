@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from face3d_nb.engine import ErrorEvent, FrameResult, TrackedFace
-from face3d_nb.recording import Recorder, RecordingError, read_recording
+from face3d_nb.live.engine import ErrorEvent, FrameResult, TrackedFace
+from face3d_nb.live.recording import Recorder, RecordingError, read_recording
 
 from conftest import IMAGES, requires_assets
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from conftest import record_video, requires_assets
-from face3d_nb.engine import FrameResult
-from face3d_nb.recording import Recorder, read_recording
-from face3d_nb.replay import Replayer
+from face3d_nb.live.engine import FrameResult
+from face3d_nb.live.recording import Recorder, read_recording
+from face3d_nb.live.replayer import Replayer
 
 pytestmark = requires_assets
 
@@ -81,7 +81,7 @@ def test_pause_resume_and_loop(reconstructor, recording):
 
 
 def test_replay_app_plays_into_the_viewer(model_store, recording, monkeypatch):
-    from face3d_nb.replay_app import ENV_DETAIL, ENV_FILE, ReplayApp
+    from face3d_nb.apps.replay_app import ENV_DETAIL, ENV_FILE, ReplayApp
 
     monkeypatch.setenv(ENV_FILE, str(recording))
     monkeypatch.setenv(ENV_DETAIL, "low")

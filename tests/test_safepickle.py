@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pytest
 
-from face3d_nb.safepickle import UnsafePickleError, load_legacy_pth, load_pkl
+from face3d_nb.models.safe_pickle import UnsafePickleError, load_legacy_pth, load_pkl
 from legacy_pth import write_legacy_pth
 
 from conftest import ASSETS, requires_assets

@@ -14,9 +14,9 @@ import pytest
 import pythreejs as three
 
 from conftest import IMAGES, requires_assets
-from face3d_nb.engine import FrameResult, TrackedFace
-from face3d_nb.recording import read_recording
-from face3d_nb.savepanel import SavePanel, result_mesh_file
+from face3d_nb.live.engine import FrameResult, TrackedFace
+from face3d_nb.live.recording import read_recording
+from face3d_nb.widgets.save_panel import SavePanel, result_mesh_file
 
 pytestmark = requires_assets
 trimesh = pytest.importorskip("trimesh")

@@ -7,9 +7,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from face3d_nb.bfm import pose_from_params
-from face3d_nb.pipeline import Face
-from face3d_nb.smoothing import FaceSmoother, OneEuroFilter, OneEuroParams, crop_params, image_params
+from face3d_nb.core.morphable import pose_from_params
+from face3d_nb.core.pipeline import Face
+from face3d_nb.core.smoothing import FaceSmoother, OneEuroFilter, OneEuroParams, crop_params, image_params
 
 from conftest import REFERENCE
 

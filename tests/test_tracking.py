@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import IMAGES, VIDEO
-from face3d_nb.regressor import roi_box_from_bbox
-from face3d_nb.tracking import Tracker, iou, landmark_box, visible_share
+from face3d_nb.core.regressor import roi_box_from_bbox
+from face3d_nb.core.tracking import Tracker, iou, landmark_box, visible_share
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,9 @@ import pytest
 import traitlets
 
 from conftest import IMAGES
-from face3d_nb.engine import FrameResult, TrackedFace
-from face3d_nb.meshview import MeshTopology, frame_faces, to_landmark_frame
-from face3d_nb.viewer import FaceViewer
+from face3d_nb.live.engine import FrameResult, TrackedFace
+from face3d_nb.view.framing import MeshTopology, frame_faces, to_landmark_frame
+from face3d_nb.widgets.viewer import FaceViewer
 
 
 @pytest.fixture(scope="module")

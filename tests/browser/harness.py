@@ -196,7 +196,7 @@ class NotebookServer(Server):
         self.env["JUPYTER_WIDGETS_ECHO"] = "0"
 
     def command(self) -> list[str]:
-        from face3d_nb.serve import voila_argv  # noqa: PLC0415
+        from face3d_nb.apps.serve import voila_argv  # noqa: PLC0415
 
         return [sys.executable, "-m", "voila", *voila_argv(self.notebook, self.port, "127.0.0.1"),
                 f"--Voila.connection_dir_root={self.runtime_dir}"]

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from conftest import requires_assets
-from face3d_nb.link import defaults_for
-from face3d_nb.recording import read_recording
+from face3d_nb.view.page_defaults import defaults_for
+from face3d_nb.live.recording import read_recording
 from harness import KernelProbe, Server, wait_until
 from pages import (PAGE_TIMEOUT_MS, VIEWPORT, browser, fake_camera, local_only, playwright_session,  # noqa: F401
                    requires_browser)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import record_video, requires_assets
-from face3d_nb.recording import read_recording
+from face3d_nb.live.recording import read_recording
 from harness import KernelProbe, Server, wait_until
 from pages import (PAGE_TIMEOUT_MS, VIEWPORT, browser, fake_camera, local_only, playwright_session,  # noqa: F401
                    requires_browser)
@@ -53,7 +53,7 @@ def test_replay_page_plays_the_recording_frame_exact(recording, model_store, bro
             try:
                 wait_until(lambda: probe.eval("app.viewer.stats().applied") > 0, 60, 0.5,
                            "the page to apply a replayed mesh")
-                probe.run(f"from face3d_nb.recording import Recorder\n"
+                probe.run(f"from face3d_nb.live.recording import Recorder\n"
                           f"_again = Recorder({str(again)!r})\n"
                           f"app.replayer.subscribe(_again)\n"
                           f"app.replayer.speed = 4.0\n"

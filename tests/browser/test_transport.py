@@ -33,12 +33,12 @@ sys.path.insert(0, {tests!r})
 import numpy as np
 import ipywidgets as widgets
 from IPython.display import display
-from face3d_nb.assets import ModelStore
-from face3d_nb.bfm import pose_from_params
-from face3d_nb.detail import DetailLevels
-from face3d_nb.engine import FrameResult, TrackedFace
-from face3d_nb.pipeline import Face, load_morphable_model
-from face3d_nb.viewer import FaceViewer
+from face3d_nb.models.store import ModelStore
+from face3d_nb.core.morphable import pose_from_params
+from face3d_nb.core.detail import DetailLevels
+from face3d_nb.live.engine import FrameResult, TrackedFace
+from face3d_nb.core.pipeline import Face, load_morphable_model
+from face3d_nb.widgets.viewer import FaceViewer
 from synthetic import COEFFICIENT_SIZES, with_synthetic_basis
 
 mean = load_morphable_model(ModelStore().resolve())

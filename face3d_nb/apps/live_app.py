@@ -1,0 +1,298 @@
+"""FaceApp: camera -> engine -> 3D mesh, with controls and live stats, as one widget.
+
+Data flows one way: the page's frame grabber hands JPEG frames to :meth:`Engine.submit` (kernel
+main thread, never blocks); the engine's worker reconstructs and calls back with each result, which
+goes to the viewer (ack-paced mesh updates), the pose plots and, when shown, the 2D landmark view;
+a stats thread refreshes the panel once a second. Settings flow from the controls to the engine and
+the grabber. Once the page has loaded, the round trip to it is measured and sets the mesh detail and
+camera input size (the page says so). The save buttons deliver the current mesh, a screenshot and
+session recordings as browser downloads.
+
+When the models are not installed the app shows what is missing and a button that downloads them
+(with a progress bar), then starts. :meth:`FaceApp.close` stops the engine, the stats thread and
+the camera, leaves any download in progress to finish its file and start nothing more, and closes
+every widget.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import logging
+import threading
+import time
+
+import cv2
+import ipywidgets as widgets
+from ipywebrtc import CameraStream
+
+from ..models.store import AssetError, ModelsMissingError, ModelStore
+from ..widgets.camera import FrameGrabber, camera_constraints
+from ..live.config import EngineConfig
+from ..widgets.controls import ControlPanel, StatsPanel
+from ..live.engine import Engine, ErrorEvent, FrameResult
+from ..core.export import draw_overlay
+from ..view.page_defaults import defaults_for
+from ..core.pipeline import Reconstructor
+from ..widgets.plots import PosePlot
+from ..core.runtime import CUDA_FALLBACK, cuda_available
+from ..widgets.save_panel import SavePanel
+from ..widgets.viewer import FaceViewer
+
+__all__ = ["FaceApp"]
+
+log = logging.getLogger(__name__)
+
+# The 2D view is a convenience: a few pictures a second are enough and keep JPEG work off the worker.
+_OVERLAY_INTERVAL = 0.2
+_STATS_INTERVAL = 1.0
+_JOIN_TIMEOUT = 10.0
+# Frames from the page are untrusted: far above any camera we ask for (640x480), far below memory trouble.
+_MAX_FRAME_BYTES = 1_000_000
+_MAX_FRAME_PIXELS = 1920 * 1080
+
+
+class FaceApp(widgets.VBox):
+    """The live 3D face app: ``display(FaceApp())`` in a notebook or Voila.
+
+    ``config``: engine settings (default :class:`EngineConfig` ()); ``store``: where models live
+    (default :class:`ModelStore` ()); ``reconstructor``: already loaded models to use instead;
+    ``camera_width``: the width in pixels asked of the camera; ``link_defaults``: once the page has
+    loaded, choose the mesh detail and camera input size from the measured round trip to it and
+    whether it draws 3D without a GPU (False keeps ``config.detail`` and the default input size).
+
+    Attributes once running: ``engine``, ``viewer``, ``camera`` (ipywebrtc ``CameraStream``),
+    ``grabber``, ``controls``, ``stats_panel``, ``frame_view``, ``plot`` (pose plots), ``save_panel``
+    (save buttons), ``provider_note``; ``viewer.link`` shows why the app starts with its settings.
+    Until the models are installed they are None and the app shows the download panel.
+    """
+
+    def __init__(self, config: EngineConfig | None = None, *, store: ModelStore | None = None,
+                 reconstructor: Reconstructor | None = None, camera_width: int = 640, link_defaults: bool = True,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.add_class("face3d-app")
+        self.config = (config or EngineConfig()).replace(max_encoded_bytes=_MAX_FRAME_BYTES,
+                                                          max_pixels=_MAX_FRAME_PIXELS)
+        self.store = store or ModelStore()
+        self.camera_width = camera_width
+        self.engine: Engine | None = None
+        self.viewer: FaceViewer | None = None
+        self.camera: CameraStream | None = None
+        self.grabber: FrameGrabber | None = None
+        self.controls: ControlPanel | None = None
+        self.stats_panel: StatsPanel | None = None
+        self.frame_view: widgets.Image | None = None
+        self.plot: PosePlot | None = None
+        self.save_panel: SavePanel | None = None
+        self.provider_note: widgets.HTML | None = None
+        self.link_defaults = link_defaults
+        self._levels = None
+        self._latest: FrameResult | None = None
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._unsubscribe = None
+        self._last_overlay = 0.0
+        try:
+            reconstructor = reconstructor or Reconstructor(self.store.resolve(self.config.arch),
+                                                           threads=self.config.threads, provider=self.config.provider)
+        except ModelsMissingError as exc:
+            self._show_download(str(exc))
+            return
+        self._start(reconstructor)
+
+    # -- running ---------------------------------------------------------------------------
+    def _start(self, reconstructor: Reconstructor) -> None:
+        with self._lock:
+            if self._closed.is_set():
+                return
+            constraints = camera_constraints(self.camera_width)
+            self.viewer = FaceViewer(reconstructor.levels, max_faces=self.config.max_faces)
+            self.controls = ControlPanel(self.viewer, smoothing=self.config.smoothing, max_fps=self.config.max_fps,
+                                         frame_skip=self.config.frame_skip, detail=self.config.detail,
+                                         provider=self.config.provider)
+            self.camera = CameraStream(constraints=constraints)
+            self.grabber = FrameGrabber(self.camera, constraints=constraints, width=self.controls.input_size,
+                                        max_fps=self.config.max_fps, max_bytes=_MAX_FRAME_BYTES)
+            self.frame_view = widgets.Image(format="jpeg", layout=widgets.Layout(width="320px", display="none"))
+            self.frame_view.add_class("face3d-frame-view")
+            self.stats_panel = StatsPanel()
+            self.plot = PosePlot()
+            self.provider_note = widgets.HTML()
+            self.provider_note.add_class("face3d-provider-note")
+            self._show_provider(self.config.provider)
+            self._levels = reconstructor.levels
+            self.engine = Engine(self.config, reconstructor=reconstructor, clock=time.time)
+            self.save_panel = SavePanel(self.viewer.renderer, lambda: self._latest,
+                                        lambda detail: self._levels.detail(detail).triangles, self.engine.subscribe,
+                                        header={"arch": reconstructor.paths.arch,
+                                                "model": "bfm" if reconstructor.model.full else "mean"})
+            self._unsubscribe = self.engine.subscribe(self._on_event)
+            self.engine.subscribe(self.plot)
+            if self.link_defaults:
+                self.viewer.link.observe(self._on_link, "rtt_ms")
+            self.grabber.on_frame(self._on_frame)
+            self.controls.observe(self._on_setting, ["paused", "input_size", "max_fps", "frame_skip", "smoothing",
+                                                     "detail", "provider", "show_frame"])
+            self.engine.start()
+            self._spawn(self._refresh_stats, "face3d-stats")
+            # The grabber's preview shows the camera; the CameraStream's own <video> view would
+            # redraw the page at the camera's full frame rate for nothing.
+            side = widgets.VBox([self.grabber, self.frame_view],
+                                layout=widgets.Layout(padding="0 0 0 1em"))
+            self.children = [
+                widgets.HBox([self.viewer.renderer, side]),
+                self.save_panel,
+                # Says why the app starts with its settings, and when the page cannot decode meshes on
+                # its GPU or the link is slow.
+                self.viewer.link,
+                self.provider_note,
+                self.controls,
+                widgets.HBox([widgets.VBox([widgets.HTML("<b>Live stats</b>"), self.stats_panel],
+                                           layout=widgets.Layout(padding="0 2em 0 0")),
+                              widgets.VBox([widgets.HTML("<b>Pose and expression</b>"), self.plot])]),
+            ]
+
+    def _on_frame(self, jpeg: bytes, captured_at: float, seq: int) -> None:
+        self.engine.submit(jpeg, captured_at=captured_at, seq=seq)
+
+    def _on_event(self, event: FrameResult | ErrorEvent) -> None:
+        if isinstance(event, ErrorEvent):
+            return
+        self._latest = event
+        self.viewer.show(event)
+        if self.controls.show_frame and event.frame is not None and time.monotonic() - self._last_overlay > _OVERLAY_INTERVAL:
+            self._last_overlay = time.monotonic()
+            ok, jpeg = cv2.imencode(".jpg", draw_overlay(event.frame, [f.face for f in event.faces]))
+            if ok:
+                self.frame_view.value = jpeg.tobytes()
+
+    def _on_setting(self, change) -> None:
+        name, value = change["name"], change["new"]
+        if name == "paused":
+            self.grabber.enabled = not value
+            (self.engine.pause if value else self.engine.resume)()
+        elif name == "input_size":
+            self.grabber.width = value
+        elif name == "show_frame":
+            self.frame_view.layout.display = None if value else "none"
+        elif name == "provider":
+            self._switch_provider(value)
+        else:
+            self.engine.update_config(**{name: value})
+            if name == "max_fps":
+                # No point in the page sending more than the engine will process.
+                self.grabber.max_fps = value
+
+    def _switch_provider(self, provider: str) -> None:
+        # New ONNX sessions: stop, load the models for ``provider``, start again (a second or two).
+        self.engine.stop()
+        reconstructor = Reconstructor(self.store.resolve(self.config.arch), threads=self.config.threads,
+                                      provider=provider)
+        self.engine.set_reconstructor(reconstructor)
+        self.engine.update_config(provider=provider)
+        self.engine.start()
+        if self.controls.paused:
+            self.engine.pause()
+        self._show_provider(provider)
+
+    def _show_provider(self, provider: str) -> None:
+        fallback = provider == "cuda" and not cuda_available()
+        self.provider_note.value = (f"<div class='face3d-notice'>{html.escape(CUDA_FALLBACK)}</div>"
+                                    if fallback else "")
+
+    def _on_link(self, change) -> None:
+        # The first measurement only: later ones must not undo the user's choices.
+        self.viewer.link.unobserve(self._on_link, "rtt_ms")
+        chosen = defaults_for(change["new"], software=self.viewer.link.software)
+        self.controls.detail = chosen.detail
+        self.controls.input_size = chosen.input_size
+        self.viewer.link.note = chosen.reason
+
+    def _refresh_stats(self) -> None:
+        while not self._closed.wait(_STATS_INTERVAL):
+            self.stats_panel.render(self.engine.stats(), self.viewer.stats(), rejected=self.grabber.rejected)
+
+    def stats(self) -> dict:
+        """Engine, mesh and camera figures now, as plain values (for scripts and benchmarks)."""
+        if self.engine is None:
+            return {}
+        return {"engine": self.engine.stats().to_dict(), "mesh": dataclasses.asdict(self.viewer.stats()),
+                "camera": {"received": self.grabber.received, "rejected": self.grabber.rejected,
+                           "status": self.grabber.status},
+                "plot": {"draws": self.plot.draws, "draw_ms": self.plot.draw_ms}, "rtt_ms": self.viewer.link.rtt_ms}
+
+    def _spawn(self, target, name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    # -- models missing --------------------------------------------------------------------
+    def _show_download(self, reason: str) -> None:
+        notice = widgets.HTML(f"<div class='face3d-notice face3d-missing-models'>{html.escape(reason)}</div>")
+        bfm = widgets.Checkbox(value=True, indent=False,
+                               description="Include the Basel Face Model (academic use only; without it the mesh "
+                                           "is the mean face, posed but without expressions)",
+                               layout=widgets.Layout(width="auto"))
+        button = widgets.Button(description="Download models", button_style="primary")
+        button.add_class("face3d-fetch")
+        progress = widgets.FloatProgress(min=0.0, max=1.0, layout=widgets.Layout(visibility="hidden"))
+        progress.add_class("face3d-fetch-progress")
+        status = widgets.HTML()
+        status.add_class("face3d-fetch-status")
+
+        def report(key: str, done: int, total: int | None) -> None:
+            progress.value = done / total if total else 0.0
+            size = f"{done / 1e6:.1f} / {total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
+            status.value = f"downloading {html.escape(key)}: {size}"
+
+        def fetch() -> None:
+            try:
+                self.store.fetch(self.store.keys_for(self.config.arch, bfm=bfm.value), progress=report)
+                status.value = "loading the models…"
+                reconstructor = Reconstructor(self.store.resolve(self.config.arch), threads=self.config.threads,
+                                              provider=self.config.provider)
+            except AssetError as exc:
+                status.value = f"<span class='face3d-fetch-error'>{html.escape(str(exc))}</span>"
+                button.disabled = False
+                return
+            for widget in (notice, bfm, button, progress, status):
+                widget.close()
+            self._start(reconstructor)
+
+        def on_click(_button) -> None:
+            button.disabled = True
+            progress.layout.visibility = "visible"
+            status.value = "starting the download…"
+            self._spawn(fetch, "face3d-fetch")
+
+        button.on_click(on_click)
+        self.children = [notice, bfm, widgets.HBox([button, progress]), status]
+
+    # -- ending ----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop the engine, the camera and every thread of the app, and close all its widgets."""
+        with self._lock:
+            if self._closed.is_set():
+                return
+            self._closed.set()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        if self.engine is not None:
+            self.engine.stop()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                # A download in progress finishes its current file first; it starts nothing after.
+                thread.join(timeout=_JOIN_TIMEOUT)
+                if thread.is_alive():
+                    log.warning("%s is still finishing; it will exit on its own", thread.name)
+        for widget in (self.grabber, self.camera, self.controls, self.stats_panel, self.frame_view, self.plot,
+                       self.save_panel, self.provider_note):
+            if widget is not None:
+                widget.close()
+        if self.viewer is not None:
+            self.viewer.close()
+        for child in self.children:
+            child.close()
+        super().close()

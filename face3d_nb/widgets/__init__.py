@@ -1,0 +1,8 @@
+"""Widgets: the pieces a page shows, wiring the layers below into ipywidgets, pythreejs and anywidget.
+The 3D viewer and its mesh transports, the page link, the camera frame grabber, the pose plots,
+browser downloads, the control and stats panels and the save panel; their JavaScript and CSS ship as
+package files in ``static/``.
+
+May import :mod:`face3d_nb.live`, :mod:`face3d_nb.view`, :mod:`face3d_nb.core` and the widget
+libraries; never :mod:`face3d_nb.apps`.
+"""

@@ -1,0 +1,152 @@
+"""TransportLink: the kernel's line to the page that shows the viewer.
+
+A small anywidget (front end ``static/transportlink.js``) that tells the kernel when a page has
+loaded, what its GPU can do, how fast it answers, and when a coefficient update has been applied.
+The viewer chooses and paces its mesh transport with it; the app chooses its starting settings.
+
+The protocol
+------------
+- page -> kernel, once per page load: ``{"type": "hello", "renderer": str}``, the WebGL renderer's
+  name ("" when the browser hides it). The kernel counts the page and times the link to it.
+- page -> kernel, once per page: the trait ``gpu_decode`` becomes ``"ok"`` or the reason the page
+  cannot decode meshes on its GPU. The page finds out by drawing: a vertex shader fetches a texel
+  of a half-float texture and the point it colours is read back (vertex texture fetch and half-float
+  textures in one test; WebGL 1 also needs screen-space derivatives for the flat normals).
+- kernel -> page: ``{"type": "ping", "id": int}`` with zero or one buffer of any size; page ->
+  kernel: ``{"type": "pong", "id": int}`` as soon as it arrives. One ping is in flight at a time;
+  each round trip goes to :attr:`TransportLink.meter` (a :class:`~face3d_nb.view.transport_choice.LinkMeter`). A ping
+  unanswered after ``ping_timeout`` seconds is given up. When the queue of pings has run out,
+  ``rtt_ms`` is the round trip measured.
+- page -> kernel: ``{"type": "applied", "seq": float}`` once three.js has an update of the
+  ``uniforms`` of a material listed in ``materials`` (it is drawn at the next animation frame), and
+  for a material's current uniforms when it starts being watched; ``seq`` is the ``seq`` uniform.
+
+Every page showing the widgets answers, so with several pages open the first answer counts.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import anywidget
+import pythreejs as three
+import traitlets
+from ipywidgets import CallbackDispatcher, widget_serialization
+
+from ..view.transport_choice import LinkMeter
+
+__all__ = ["TransportLink"]
+
+log = logging.getLogger(__name__)
+
+_STATIC = Path(__file__).parent / "static"
+#: A first measurement: three small pings for the round trip, one of 256 KB for the throughput.
+FIRST_PINGS = (0, 0, 0, 262_144)
+# WebGL renderer names of the CPU rasterisers browsers fall back to without a usable GPU.
+_SOFTWARE = re.compile(r"swiftshader|llvmpipe|softpipe|software|basic render", re.IGNORECASE)
+
+
+class TransportLink(anywidget.AnyWidget):
+    """Capability check, round-trip timing and update acknowledgements; see the module docstring.
+    ``clock`` times the pings (seconds).
+
+    Traits:
+
+    - ``materials`` (()): ``ShaderMaterial`` s whose uniform updates the page acknowledges.
+    - ``gpu_decode`` ("", set by the page): ``"ok"`` or why the page cannot decode on its GPU.
+    - ``note`` (""): a line shown where the widget is displayed (hidden when empty): the app says
+      there why it starts with its settings.
+    - ``message`` (""): a line shown below it (hidden when empty); the viewer's transport message.
+    - ``ping_timeout`` (10.0, kernel only): seconds after which an unanswered ping is given up.
+    - ``pages`` (0, read-only): page loads so far (each says hello).
+    - ``renderer`` ("", read-only): the last page's WebGL renderer name; see :attr:`software`.
+    - ``rtt_ms`` (NaN, read-only): the round trip to the page, ms, as of the last measurement.
+    """
+
+    _esm = _STATIC / "transportlink.js"
+    _css = _STATIC / "face3d.css"
+
+    materials = traitlets.List(traitlets.Instance(three.ShaderMaterial)).tag(sync=True, **widget_serialization)
+    gpu_decode = traitlets.Unicode("").tag(sync=True)
+    note = traitlets.Unicode("").tag(sync=True)
+    message = traitlets.Unicode("").tag(sync=True)
+    ping_timeout = traitlets.Float(10.0)
+    pages = traitlets.Int(0, read_only=True)
+    renderer = traitlets.Unicode("", read_only=True)
+    rtt_ms = traitlets.Float(math.nan, read_only=True)
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, **kwargs):
+        super().__init__(**kwargs)
+        self._clock = clock
+        self.meter = LinkMeter()
+        self._lock = threading.Lock()
+        self._queue: deque[int] = deque()
+        self._in_flight: tuple[int, int, float] | None = None
+        self._next_id = 0
+        self._applied = CallbackDispatcher()
+        self.on_msg(self._handle_message)
+
+    def on_applied(self, callback: Callable[[float], None], remove: bool = False) -> None:
+        """Register ``callback(seq)`` for every acknowledged uniforms update (kernel main thread)."""
+        self._applied.register_callback(callback, remove=remove)
+
+    def measure(self, sizes: Iterable[int] = FIRST_PINGS) -> None:
+        """Queue timing pings of ``sizes`` bytes (any thread); they go out one at a time."""
+        with self._lock:
+            self._queue.extend(int(n) for n in sizes)
+            self._send_next()
+
+    @property
+    def software(self) -> bool:
+        """Whether the page draws 3D on the CPU (no usable GPU): every frame drawn is costly there."""
+        return bool(_SOFTWARE.search(self.renderer))
+
+    @property
+    def measuring(self) -> bool:
+        with self._lock:
+            return bool(self._queue) or self._in_flight is not None
+
+    def _send_next(self) -> None:
+        if self._in_flight is not None:
+            if self._clock() - self._in_flight[2] < self.ping_timeout:
+                return
+            log.debug("ping %d unanswered, given up", self._in_flight[0])
+            self._in_flight = None
+        if not self._queue:
+            return
+        nbytes = self._queue.popleft()
+        self._next_id += 1
+        self._in_flight = (self._next_id, nbytes, self._clock())
+        self.send({"type": "ping", "id": self._next_id}, buffers=[bytes(nbytes)] if nbytes else None)
+
+    def _handle_message(self, _widget, content, _buffers) -> None:
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "applied" and isinstance(content.get("seq"), (int, float)):
+            self._applied(content["seq"])
+        elif kind == "hello":
+            renderer = content.get("renderer")
+            self.set_trait("renderer", renderer[:200] if isinstance(renderer, str) else "")
+            self.set_trait("pages", self.pages + 1)
+            self.measure()
+        elif kind == "pong":
+            with self._lock:
+                if self._in_flight is None or content.get("id") != self._in_flight[0]:
+                    return
+                _, nbytes, sent = self._in_flight
+                self.meter.add(nbytes, self._clock() - sent)
+                self._in_flight = None
+                self._send_next()
+                finished = self._in_flight is None
+            if finished:
+                # Observers may use the link: not under the lock.
+                round_trip = self.meter.round_trip
+                self.set_trait("rtt_ms", math.nan if round_trip is None else round_trip * 1000)
+        else:
+            log.debug("ignored a page message %r", content)

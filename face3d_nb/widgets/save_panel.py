@@ -1,0 +1,146 @@
+"""The app's save buttons: the current mesh as .obj or .ply, a picture of the 3D view, a recording.
+
+Everything is delivered to the browser as a download (:class:`~face3d_nb.widgets.download.Downloader`),
+since the kernel may run on another machine. Meshes are the faces of the newest result shown, at
+its detail level, in the processed frame's pixels (y up), each vertex coloured by the camera pixel
+under it. A recording (:class:`~face3d_nb.live.recording.Recorder`) is written to a temporary file on
+the kernel's machine while it runs and downloaded when stopped; the last one stays there, at
+``recording_path``, until the panel is closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import ipywidgets as widgets
+import numpy as np
+
+from .download import Downloader
+from ..live.engine import FrameResult
+from ..core.export import MESH_FORMATS, mesh_bytes, vertex_colors
+from ..live.recording import Recorder
+
+__all__ = ["SavePanel", "result_mesh_file"]
+
+log = logging.getLogger(__name__)
+
+
+def result_mesh_file(result: FrameResult, triangles: np.ndarray, fmt: str) -> bytes:
+    """The faces of ``result`` (with vertices) as one ``fmt`` ("obj"/"ply") file; ``triangles``
+    (T, 3) are its detail level's. Vertex colours come from ``result.frame`` when it is kept."""
+    meshes = [f.vertices for f in result.faces if f.vertices is not None]
+    colors = None if result.frame is None else [vertex_colors(result.frame, m) for m in meshes]
+    return mesh_bytes(fmt, meshes, triangles, result.frame_shape[0], colors)
+
+
+def _stamp() -> str:
+    return time.strftime("%Y%m%d-%H%M%S")
+
+
+class SavePanel(widgets.VBox):
+    """Save buttons and their status line.
+
+    ``renderer``: the pythreejs ``Renderer`` the screenshot is taken of; ``latest()``: the newest
+    :class:`~face3d_nb.live.engine.FrameResult` shown, or None; ``triangles(detail)``: (T, 3)
+    triangles of a detail level; ``subscribe(callback)``: subscribes to the engine and returns the
+    unsubscriber (``Engine.subscribe``); ``header``: extra fields for recordings' header line.
+
+    Attributes: ``downloader``; ``buttons`` by name (``obj``, ``ply``, ``screenshot``, ``record``);
+    ``recording_path``: the last recording's file on the kernel's machine, or None.
+    """
+
+    def __init__(self, renderer: widgets.Widget, latest: Callable[[], FrameResult | None],
+                 triangles: Callable[[str], np.ndarray], subscribe: Callable[[Callable], Callable[[], None]],
+                 header: dict | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.add_class("face3d-save")
+        self.downloader = Downloader(target=renderer)
+        self._latest = latest
+        self._triangles = triangles
+        self._subscribe = subscribe
+        self._header = header or {}
+        self._recorder: Recorder | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._folder = tempfile.TemporaryDirectory(prefix="face3d-recordings-")
+        self.recording_path: Path | None = None
+
+        self.buttons = {
+            fmt: widgets.Button(description=f"Save .{fmt}",
+                                tooltip=f"download the current mesh as .{fmt} with colours from the camera")
+            for fmt in MESH_FORMATS
+        }
+        self.buttons["screenshot"] = widgets.Button(description="Screenshot",
+                                                    tooltip="download a PNG of the 3D view")
+        self.buttons["record"] = widgets.ToggleButton(description="Record",
+                                                      tooltip="record poses and parameters; stop to download")
+        for name, button in self.buttons.items():
+            button.add_class(f"face3d-save-{name}")
+        for fmt in MESH_FORMATS:
+            self.buttons[fmt].on_click(lambda _button, f=fmt: self._in_background(self.save_mesh, f))
+        self.buttons["screenshot"].on_click(lambda _button: self.downloader.screenshot(f"face3d-{_stamp()}.png"))
+        self.buttons["record"].observe(self._on_record, "value")
+        self.children = [widgets.HBox(list(self.buttons.values())), self.downloader]
+
+    def save_mesh(self, fmt: str) -> None:
+        """Download the newest faces shown as ``fmt`` ("obj" or "ply")."""
+        result = self._latest()
+        if result is None or not any(f.vertices is not None for f in result.faces):
+            self.downloader.message = "no face to save yet"
+            return
+        data = result_mesh_file(result, self._triangles(result.detail), fmt)
+        self.downloader.deliver(f"face3d-{_stamp()}.{fmt}", data, MESH_FORMATS[fmt])
+
+    def _in_background(self, work: Callable, *args) -> None:
+        # Writing a full-detail .obj takes a good part of a second: not on the kernel's main
+        # thread, where camera frames and mesh acknowledgements would wait for it.
+        def run() -> None:
+            try:
+                work(*args)
+            except Exception as exc:  # noqa: BLE001 - say it in the page; the app goes on
+                log.exception("saving failed")
+                self.downloader.message = f"could not save: {exc}"
+
+        threading.Thread(target=run, name="face3d-save", daemon=True).start()
+
+    @property
+    def recording(self) -> bool:
+        return self._recorder is not None
+
+    def _on_record(self, change) -> None:
+        button = self.buttons["record"]
+        if change["new"]:
+            self.recording_path = Path(self._folder.name) / f"face3d-session-{_stamp()}.jsonl"
+            self._recorder = Recorder(self.recording_path, **self._header)
+            self._unsubscribe = self._subscribe(self._recorder)
+            button.description, button.button_style = "Stop and save", "danger"
+            self.downloader.message = "recording…"
+        else:
+            self._stop_recording()
+            button.description, button.button_style = "Record", ""
+            self.downloader.deliver(self.recording_path.name, self.recording_path.read_bytes(),
+                                    "application/jsonl")
+
+    def _stop_recording(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self._recorder is not None:
+            self._recorder.close()
+            log.info("recorded %d frames to %s", self._recorder.frames, self.recording_path)
+            self._recorder = None
+
+    def close(self) -> None:
+        """Stop recording (without downloading), delete the recordings' folder, close every widget."""
+        self._stop_recording()
+        self._folder.cleanup()
+        for button in self.buttons.values():
+            button.close()
+        self.downloader.close()
+        for child in self.children:
+            child.close()
+        super().close()
