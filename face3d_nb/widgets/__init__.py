@@ -6,3 +6,8 @@ package files in ``static/``.
 May import :mod:`face3d_nb.live`, :mod:`face3d_nb.view`, :mod:`face3d_nb.core` and the widget
 libraries; never :mod:`face3d_nb.apps`.
 """
+
+from pathlib import Path
+
+#: The widgets' front-end files (JavaScript modules, CSS, shaders), shipped inside the package.
+STATIC = Path(__file__).parent / "static"

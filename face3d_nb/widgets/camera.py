@@ -36,18 +36,18 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from pathlib import Path
 
 import anywidget
 import traitlets
-from ipywidgets import CallbackDispatcher, widget_serialization
 from ipywebrtc import CameraStream
+from ipywidgets import CallbackDispatcher, widget_serialization
+
+from . import STATIC
 
 __all__ = ["FrameGrabber", "FrameCallback", "camera_constraints", "INPUT_SIZES"]
 
 log = logging.getLogger(__name__)
 
-_STATIC = Path(__file__).parent / "static"
 
 #: Input resolutions offered in the app (long side of the frames sent, in pixels).
 INPUT_SIZES = (256, 320, 480, 640)
@@ -96,8 +96,8 @@ class FrameGrabber(anywidget.AnyWidget):
     - ``rejected`` (0): messages dropped as malformed or oversized.
     """
 
-    _esm = _STATIC / "grabber.js"
-    _css = _STATIC / "face3d.css"
+    _esm = STATIC / "grabber.js"
+    _css = STATIC / "grabber.css"
 
     camera = traitlets.Instance(CameraStream, allow_none=True).tag(sync=True, **widget_serialization)
     constraints = traitlets.Dict(camera_constraints()).tag(sync=True)

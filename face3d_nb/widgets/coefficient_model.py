@@ -17,19 +17,18 @@ only texture; ``frustumCulled`` is off, as three.js knows only the undecoded mea
 
 from __future__ import annotations
 
-from importlib import resources
-
 import numpy as np
 import pythreejs as three
 
 from ..core.morphable import MorphableModel
 from ..view.gpu_packing import BasisTexture, FrameUniforms, pack_basis
+from . import STATIC
 
 __all__ = ["CoefficientMeshes", "appearance_uniforms"]
 
 
 def _shader(name: str, defines: dict[str, str]) -> str:
-    source = resources.files(__package__).joinpath("static", name).read_text(encoding="utf-8")
+    source = (STATIC / name).read_text(encoding="utf-8")
     return "".join(f"#define {key} {value}\n" for key, value in defines.items()) + source
 
 

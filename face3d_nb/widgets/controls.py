@@ -15,10 +15,10 @@ import math
 import ipywidgets as widgets
 import traitlets
 
-from .camera import INPUT_SIZES
 from ..core.detail import LEVELS
-from ..live.engine import EngineStats
 from ..core.runtime import PROVIDERS
+from ..live.engine import EngineStats
+from .camera import INPUT_SIZES
 from .viewer import FaceViewer, MeshStats
 
 __all__ = ["ControlPanel", "StatsPanel"]

@@ -28,17 +28,17 @@ import math
 import re
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 import anywidget
 import traitlets
 from ipywidgets import CallbackDispatcher, Widget, widget_serialization
 
+from . import STATIC
+
 __all__ = ["Downloader", "safe_filename"]
 
 log = logging.getLogger(__name__)
 
-_STATIC = Path(__file__).parent / "static"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 #: ``callback(name: str, size: int)`` when the page reports a download handed to the browser.
@@ -72,8 +72,7 @@ class Downloader(anywidget.AnyWidget):
     - ``failed`` (0, read-only): downloads the page reported as failed.
     """
 
-    _esm = _STATIC / "download.js"
-    _css = _STATIC / "face3d.css"
+    _esm = STATIC / "download.js"
 
     target = traitlets.Instance(Widget, allow_none=True).tag(sync=True, **widget_serialization)
     message = traitlets.Unicode("").tag(sync=True)

@@ -33,7 +33,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 import anywidget
 import pythreejs as three
@@ -41,12 +40,12 @@ import traitlets
 from ipywidgets import CallbackDispatcher, widget_serialization
 
 from ..view.transport_choice import LinkMeter
+from . import STATIC
 
 __all__ = ["TransportLink"]
 
 log = logging.getLogger(__name__)
 
-_STATIC = Path(__file__).parent / "static"
 #: A first measurement: three small pings for the round trip, one of 256 KB for the throughput.
 FIRST_PINGS = (0, 0, 0, 262_144)
 # WebGL renderer names of the CPU rasterisers browsers fall back to without a usable GPU.
@@ -70,8 +69,8 @@ class TransportLink(anywidget.AnyWidget):
     - ``rtt_ms`` (NaN, read-only): the round trip to the page, ms, as of the last measurement.
     """
 
-    _esm = _STATIC / "transportlink.js"
-    _css = _STATIC / "face3d.css"
+    _esm = STATIC / "transportlink.js"
+    _css = STATIC / "face3d.css"
 
     materials = traitlets.List(traitlets.Instance(three.ShaderMaterial)).tag(sync=True, **widget_serialization)
     gpu_decode = traitlets.Unicode("").tag(sync=True)

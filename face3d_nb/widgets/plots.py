@@ -26,19 +26,18 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 
 import anywidget
 import numpy as np
 import traitlets
 
 from ..core.morphable import N_SHAPE
+from . import STATIC
 
 __all__ = ["PosePlot"]
 
 log = logging.getLogger(__name__)
 
-_STATIC = Path(__file__).parent / "static"
 _EXPRESSION_START = 12 + N_SHAPE
 
 
@@ -58,8 +57,7 @@ class PosePlot(anywidget.AnyWidget):
     - ``draws`` (0, read-only): redraws the page reported.
     """
 
-    _esm = _STATIC / "plots.js"
-    _css = _STATIC / "face3d.css"
+    _esm = STATIC / "plots.js"
 
     window = traitlets.Float(10.0).tag(sync=True)
     n_expression = traitlets.Int(4).tag(sync=True)

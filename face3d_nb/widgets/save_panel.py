@@ -20,10 +20,10 @@ from pathlib import Path
 import ipywidgets as widgets
 import numpy as np
 
-from .download import Downloader
-from ..live.engine import FrameResult
 from ..core.export import MESH_FORMATS, mesh_bytes, vertex_colors
+from ..live.engine import FrameResult
 from ..live.recording import Recorder
+from .download import Downloader
 
 __all__ = ["SavePanel", "result_mesh_file"]
 

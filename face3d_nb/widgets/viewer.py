@@ -49,12 +49,12 @@ import traitlets
 
 from ..core.detail import DetailLevels
 from ..live.engine import FrameResult, TrackedFace
-from .meshes import CoefficientMesh, FaceMesh, PositionMesh
-from ..view.gpu_packing import FrameUniforms, frame_uniforms
-from .coefficient_model import CoefficientMeshes, appearance_uniforms
-from ..view.transport_choice import TRANSPORTS, choose_transport
-from ..view.framing import Framing, MeshTopology, frame_faces, to_landmark_frame
 from ..live.stats import RateMeter
+from ..view.framing import Framing, MeshTopology, frame_faces, to_landmark_frame
+from ..view.gpu_packing import FrameUniforms, frame_uniforms
+from ..view.transport_choice import TRANSPORTS, choose_transport
+from .coefficient_model import CoefficientMeshes, appearance_uniforms
+from .meshes import CoefficientMesh, FaceMesh, PositionMesh
 from .page_link import TransportLink
 
 __all__ = ["FaceViewer", "MeshStats"]
