@@ -34,14 +34,11 @@ import time
 from pathlib import Path
 
 import nbformat
+from common import ASSETS, VIDEO
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "browser"))
-
-from common import ASSETS, VIDEO  # noqa: E402
-from face3d_nb.models.store import ModelsMissingError, ModelStore  # noqa: E402
-from face3d_nb.apps.serve import voila_argv  # noqa: E402
-from harness import KernelProbe, Server, chromium_missing, launch_chromium, wait_until, write_y4m  # noqa: E402
+from face3d_nb.apps.serve import voila_argv
+from face3d_nb.models.store import ModelsMissingError, ModelStore
+from face3d_nb.testing.browser import KernelProbe, Server, chromium_missing, launch_chromium, wait_until, write_y4m
 
 log = logging.getLogger("bench_app")
 
@@ -51,7 +48,8 @@ import ipywidgets as widgets
 from ipywebrtc import CameraStream, ImageRecorder
 from face3d_nb.widgets.camera import camera_constraints
 from face3d_nb.live.config import EngineConfig
-from face3d_nb.live.engine import Engine, FrameResult
+from face3d_nb.live.engine import Engine
+from face3d_nb.live.events import FrameResult
 from face3d_nb.core.pipeline import Reconstructor
 from face3d_nb.widgets.viewer import FaceViewer
 

@@ -3,7 +3,7 @@
     python benchmarks/bench_transport.py [--seconds 10] [--slow-seconds 15] [--rate 30] [--detail full] [--no-basis]
 
 Voila serves a small notebook: a FaceViewer of the Basel Face Model when installed, else of the real
-mean shape with a synthetic basis of the real size (tests/synthetic.py), fed on a kernel thread
+mean shape with a synthetic basis of the real size (face3d_nb/testing/basis.py), fed on a kernel thread
 with the reference parameters of obama.mp4 (55 real frames, played forwards and backwards) at
 ``--rate`` frames/s, decoding each frame on the CPU as the engine would when the viewer sends
 positions. Headless Chromium (software WebGL) shows it. Each transport, forced through the page's
@@ -25,16 +25,21 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import ASSETS, ROOT, model_paths
+from common import ASSETS, model_paths
 
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "browser")]
-from harness import (BROWSER_ARGS, CHROMIUM, KernelProbe, NotebookServer, chromium_missing,  # noqa: E402
-                     wait_until, write_notebook)
+from face3d_nb.testing.browser import (
+    BROWSER_ARGS,
+    CHROMIUM,
+    KernelProbe,
+    NotebookServer,
+    chromium_missing,
+    wait_until,
+    write_notebook,
+)
 
 REFERENCE = ASSETS / "reference" / "obama.npz"
 # Counts the page's WebGL draw calls: one per face mesh per frame drawn.
@@ -54,15 +59,14 @@ FAST_LINK = {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadTh
 KERNEL = """
 import json, os, sys, threading, time
 from urllib.parse import parse_qs
-sys.path.insert(0, {tests!r})
 import numpy as np
 from IPython.display import display
 from face3d_nb.core.morphable import MorphableModel, pose_from_params
 from face3d_nb.core.detail import DetailLevels
-from face3d_nb.live.engine import FrameResult, TrackedFace
+from face3d_nb.live.events import FrameResult, TrackedFace
 from face3d_nb.core.pipeline import Face
 from face3d_nb.widgets.viewer import FaceViewer
-from synthetic import with_synthetic_basis
+from face3d_nb.testing.basis import with_synthetic_basis
 
 # Every byte the kernel sends to the page on comms (widgets created, updated, custom messages).
 import ipykernel.comm.comm
@@ -178,9 +182,9 @@ def load_sizes(paths, detail: str, basis: bool) -> dict[str, float]:
     """What each transport's page loads once (MB): the view index plus the first positions, or the
     model for the GPU (basis texture, mean shape, vertex index) plus the index."""
     from face3d_nb.core.detail import DetailLevels  # noqa: PLC0415
-    from face3d_nb.view.gpu_packing import pack_basis  # noqa: PLC0415
     from face3d_nb.core.pipeline import load_morphable_model  # noqa: PLC0415
-    from synthetic import with_synthetic_basis  # noqa: PLC0415
+    from face3d_nb.testing.basis import with_synthetic_basis  # noqa: PLC0415
+    from face3d_nb.view.gpu_packing import pack_basis  # noqa: PLC0415
 
     model = load_morphable_model(paths)
     model = with_synthetic_basis(model) if basis and model.basis is None else model
@@ -224,7 +228,7 @@ def main() -> None:
 
     paths = model_paths()
     work = Path(tempfile.mkdtemp(prefix="face3d_bench_transport_"))
-    code = KERNEL.format(tests=str(ROOT / "tests"), reference=str(REFERENCE), rate=args.rate, detail=args.detail,
+    code = KERNEL.format(reference=str(REFERENCE), rate=args.rate, detail=args.detail,
                          bfm=str(paths.bfm or ""), tri=str(paths.tri), indices=str(paths.indices),
                          basis=not args.no_basis, mean_shape=[str(p) for p in paths.mean_shape or ()])
     notebook = write_notebook(work / "bench_transport.ipynb", code)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 from pathlib import Path
 
@@ -11,10 +10,9 @@ import cv2
 import numpy as np
 
 from face3d_nb.models.store import ModelPaths, ModelsMissingError, ModelStore
+from face3d_nb.testing.assets import ASSETS, ROOT, VIDEO
 
-ROOT = Path(__file__).resolve().parents[1]
-ASSETS = Path(os.environ.get("FACE3D_TEST_ASSETS", ROOT.parent / "shared" / "assets"))
-VIDEO = ASSETS / "video" / "obama.mp4"
+__all__ = ["ASSETS", "ROOT", "VIDEO", "model_paths", "percentiles", "video_frames"]
 
 log = logging.getLogger("benchmarks")
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import cv2
 
-from .models.store import ARCHS, AssetError, ModelStore
 from .core.frames import ImageError, read_image
+from .live.video_source import feed_realtime, open_video
+from .models.store import ARCHS, AssetError, ModelStore
 
 log = logging.getLogger("face3d_nb")
 
@@ -29,14 +30,20 @@ def _reconstructor(args):
     from .core.pipeline import Reconstructor  # noqa: PLC0415 - keeps `models` commands light
 
     try:
-        return Reconstructor(arch=args.arch, threads=args.threads, provider=args.provider or "cpu")
+        return Reconstructor.installed(args.arch, threads=args.threads, provider=args.provider or "cpu")
     except AssetError as exc:
         raise CliError(str(exc)) from None
 
 
-def _describe(rec) -> str:
-    model = "full BFM" if rec.model.full else "mean shape (bfm_noneck_v3.pkl not installed)"
-    return f"{rec.paths.arch} regressor, {model}"
+def _open_video(path: Path):
+    try:
+        return open_video(path)
+    except ImageError as exc:
+        raise CliError(str(exc), status=2) from None
+
+
+def _pose_text(pose) -> str:
+    return f"yaw {pose.yaw:.1f} pitch {pose.pitch:.1f} roll {pose.roll:.1f}"
 
 
 def cmd_image(args) -> int:
@@ -59,13 +66,12 @@ def cmd_image(args) -> int:
     if args.overlay and not cv2.imwrite(str(args.overlay), draw_overlay(image, faces)):
         raise CliError(f"cannot write {args.overlay} (unknown image extension or unwritable path)")
     if args.json:
-        json.dump({"faces": [f.to_dict() for f in faces]}, sys.stdout)
-        sys.stdout.write("\n")
+        print(json.dumps({"faces": [f.to_dict() for f in faces]}))
     else:
-        print(f"{args.path}: {len(faces)} face(s) [{_describe(rec)}]")
+        model = "full BFM" if rec.model.full else "mean shape (bfm_noneck_v3.pkl not installed)"
+        print(f"{args.path}: {len(faces)} face(s) [{rec.paths.arch} regressor, {model}]")
         for i, f in enumerate(faces, 1):
-            print(f"  #{i} box {[round(float(v)) for v in f.box[:4]]} score {f.box[4]:.3f} "
-                  f"yaw {f.pose.yaw:.1f} pitch {f.pose.pitch:.1f} roll {f.pose.roll:.1f}")
+            print(f"  #{i} box {[round(float(v)) for v in f.box[:4]]} score {f.box[4]:.3f} {_pose_text(f.pose)}")
     return 0
 
 
@@ -78,31 +84,22 @@ def cmd_video(args) -> int:
         return cmd_video_live(args)
     if args.config or args.set:
         raise CliError("--config and --set only apply with --live", status=2)
-    capture = cv2.VideoCapture(str(args.path))
-    if not capture.isOpened():
-        raise CliError(f"{args.path}: not a readable video", status=2)
-    rec = _reconstructor(args)
-    frames = []
-    index = 0
+    frames, _fps = _open_video(args.path)
+    results, index = [], -1
     try:
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
+        rec = _reconstructor(args)
+        for index, frame in enumerate(frames):
             if index % args.every == 0:
                 faces = rec(frame)
-                frames.append({"frame": index, "faces": [f.to_dict() for f in faces]})
+                results.append({"frame": index, "faces": [f.to_dict() for f in faces]})
                 if not args.json:
-                    poses = "; ".join(f"yaw {f.pose.yaw:.1f} pitch {f.pose.pitch:.1f} roll {f.pose.roll:.1f}" for f in faces)
-                    print(f"frame {index}: {len(faces)} face(s) {poses}")
-            index += 1
+                    print(f"frame {index}: {len(faces)} face(s) {'; '.join(_pose_text(f.pose) for f in faces)}")
     finally:
-        capture.release()
-    if index == 0:
+        frames.close()
+    if index < 0:
         raise CliError(f"{args.path}: no frame could be decoded", status=2)
     if args.json:
-        json.dump({"frames": frames}, sys.stdout)
-        sys.stdout.write("\n")
+        print(json.dumps({"frames": results}))
     return 0
 
 
@@ -112,11 +109,7 @@ def _engine_config(args):
 
     try:
         config = EngineConfig.load(args.config) if args.config else EngineConfig()
-        overrides = {"arch": args.arch} if args.arch else {}
-        if args.threads:
-            overrides["threads"] = args.threads
-        if args.provider:
-            overrides["provider"] = args.provider
+        overrides = {k: v for k, v in (("arch", args.arch), ("threads", args.threads), ("provider", args.provider)) if v}
         if args.every != 1:
             overrides["frame_skip"] = args.every
         overrides.update(parse_override(text) for text in args.set)
@@ -125,43 +118,34 @@ def _engine_config(args):
         raise CliError(str(exc), status=2) from None
 
 
-def _face_json(tracked, scale: float) -> dict:
-    from .live.engine import scale_face  # noqa: PLC0415
-
-    return {**scale_face(tracked.face, 1 / scale).to_dict(), "track_id": tracked.track_id}
-
-
 def cmd_video_live(args) -> int:
     """The video at its own frame rate through the live engine, as a camera would feed it."""
-    from .live.engine import Engine, FrameResult  # noqa: PLC0415
-    from .live.video_source import feed_realtime, open_video  # noqa: PLC0415
+    from .core.pipeline import scale_face  # noqa: PLC0415
+    from .live.engine import Engine  # noqa: PLC0415
+    from .live.events import FrameResult  # noqa: PLC0415
 
     config = _engine_config(args)
-    try:
-        frames, fps = open_video(args.path)
-    except ImageError as exc:
-        raise CliError(str(exc), status=2) from None
+    frames, fps = _open_video(args.path)
     processed: dict[int, list[dict]] = {}
 
     def on_event(event) -> None:
         if not isinstance(event, FrameResult):
             return
-        processed[event.seq] = [_face_json(t, event.scale) for t in event.faces]
+        # In the video's pixels, as the per-frame path reports them.
+        processed[event.seq] = [{**scale_face(t.face, 1 / event.scale).to_dict(), "track_id": t.track_id}
+                                for t in event.faces]
         if not args.json:
-            poses = "; ".join(f"#{t.track_id} yaw {t.face.pose.yaw:.1f} pitch {t.face.pose.pitch:.1f} "
-                              f"roll {t.face.pose.roll:.1f}" for t in event.faces)
+            poses = "; ".join(f"#{t.track_id} {_pose_text(t.face.pose)}" for t in event.faces)
             print(f"frame {event.seq}: {len(event.faces)} face(s) {poses}", flush=True)
 
     engine = Engine(config)
     engine.subscribe(on_event)
     try:
         engine.start()
-    except AssetError as exc:
-        frames.close()
-        raise CliError(str(exc)) from None
-    try:
         count = feed_realtime(engine.submit, frames, fps)
         engine.drain(timeout=60)
+    except AssetError as exc:
+        raise CliError(str(exc)) from None
     finally:
         frames.close()
         engine.stop()
@@ -169,8 +153,7 @@ def cmd_video_live(args) -> int:
         raise CliError(f"{args.path}: no frame could be decoded", status=2)
     stats = engine.stats()
     if args.json:
-        json.dump({"frames": [{"frame": i, "faces": processed[i]} for i in sorted(processed)]}, sys.stdout)
-        sys.stdout.write("\n")
+        print(json.dumps({"frames": [{"frame": i, "faces": processed[i]} for i in sorted(processed)]}))
         log.info("%s", stats.summary())
     else:
         print(f"{args.path}: {count} frames at {fps:g} fps, {len(processed)} processed "
@@ -180,7 +163,7 @@ def cmd_video_live(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .core.detail import LEVELS, simplify  # noqa: PLC0415
+    from .core.detail import DetailLevels  # noqa: PLC0415
     from .core.export import write_obj, write_ply  # noqa: PLC0415
     from .core.pipeline import load_morphable_model  # noqa: PLC0415
     from .live.recording import RecordingError, read_recording  # noqa: PLC0415
@@ -190,11 +173,9 @@ def cmd_export(args) -> int:
     except RecordingError as exc:
         raise CliError(str(exc), status=2) from None
     try:
-        model = load_morphable_model(ModelStore().resolve())
+        model = DetailLevels(load_morphable_model(ModelStore().resolve())).model(args.level)
     except AssetError as exc:
         raise CliError(str(exc)) from None
-    detail = simplify(args.level, model.mean, model.triangles, model.landmarks, LEVELS[args.level])
-    model = model.reduced(detail.vertices, detail.triangles)
     write = write_obj if args.format == "obj" else write_ply
     args.out.mkdir(parents=True, exist_ok=True)
     for frame in frames:
@@ -240,11 +221,15 @@ def cmd_models(args) -> int:
     return 0
 
 
+def _check_port(port: int) -> None:
+    if not 0 < port < 65536:
+        raise CliError(f"--port must be between 1 and 65535, got {port}", status=2)
+
+
 def cmd_app(args) -> int:
     from .apps.serve import NotebookMissingError, serve_app  # noqa: PLC0415 - Voila is only needed here
 
-    if not 0 < args.port < 65536:
-        raise CliError(f"--port must be between 1 and 65535, got {args.port}", status=2)
+    _check_port(args.port)
     try:
         serve_app(port=args.port, host=args.host, open_browser=args.open)
     except NotebookMissingError as exc:
@@ -254,12 +239,11 @@ def cmd_app(args) -> int:
 
 def cmd_replay(args) -> int:
     """Serve the replay notebook with Voila, the recording passed to its kernel in the environment."""
-    from .live.recording import RecordingError, read_recording  # noqa: PLC0415
     from .apps.replay_app import ENV_DETAIL, ENV_FILE  # noqa: PLC0415
     from .apps.serve import NotebookMissingError, app_notebook, serve_app  # noqa: PLC0415
+    from .live.recording import RecordingError, read_recording  # noqa: PLC0415
 
-    if not 0 < args.port < 65536:
-        raise CliError(f"--port must be between 1 and 65535, got {args.port}", status=2)
+    _check_port(args.port)
     try:
         _, frames = read_recording(args.path)
     except RecordingError as exc:
@@ -328,18 +312,19 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--level", choices=("full", "medium", "low"), default="full", help="mesh detail")
     export.set_defaults(func=cmd_export)
 
+    def serve_options(p, what: str):
+        p.add_argument("--port", type=int, default=8866, help="port to listen on (default: 8866)")
+        p.add_argument("--host", default="localhost", help="interface to listen on (default: localhost)")
+        p.add_argument("--open", action="store_true", help=f"open the {what} in a web browser")
+
     app = sub.add_parser("app", help="serve the live camera app with Voila")
-    app.add_argument("--port", type=int, default=8866, help="port to listen on (default: 8866)")
-    app.add_argument("--host", default="localhost", help="interface to listen on (default: localhost)")
-    app.add_argument("--open", action="store_true", help="open the app in a web browser")
+    serve_options(app, "app")
     app.set_defaults(func=cmd_app)
 
     replay = sub.add_parser("replay", help="play a recorded session back into the 3D viewer (served with Voila)")
     replay.add_argument("path", type=Path, help="a recording (.jsonl) saved by the app")
     replay.add_argument("--detail", choices=("full", "medium", "low"), default="full", help="mesh detail")
-    replay.add_argument("--port", type=int, default=8866, help="port to listen on (default: 8866)")
-    replay.add_argument("--host", default="localhost", help="interface to listen on (default: localhost)")
-    replay.add_argument("--open", action="store_true", help="open the replay in a web browser")
+    serve_options(replay, "replay")
     replay.set_defaults(func=cmd_replay)
     return parser
 

@@ -1,33 +1,55 @@
-"""Shared fixtures: the real upstream files from ../shared/assets, imported once into a temp cache."""
+"""Fixtures in two tiers: synthetic models everywhere, the real upstream files where present.
+
+A test marked ``real_assets`` checks accuracy: its ``model_store``, ``model_paths``,
+``reconstructor`` and ``cli_env`` are the real models from ``face3d_nb.testing.assets.ASSETS``,
+and it is skipped, with one line saying how to enable it, when they are not there. Every other
+test checks wiring and gets the same fixtures built from the synthetic models
+(``face3d_nb.testing.synthetic_models``), which need nothing beside the source tree.
+"""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-ASSETS = Path(os.environ.get("FACE3D_TEST_ASSETS", ROOT.parent / "shared" / "assets"))
-IMAGES = {
-    "emma": ASSETS / "3ddfa_v2" / "images" / "emma.jpg",
-    "trump_hillary": ASSETS / "3ddfa_v2" / "images" / "trump_hillary.jpg",
-    "JianzhuGuo": ASSETS / "3ddfa_v2" / "images" / "JianzhuGuo.jpg",
-    "aflw2000_image00427": ASSETS / "aflw2000" / "image00427.jpg",
-}
-VIDEO = ASSETS / "video" / "obama.mp4"
-REFERENCE = ASSETS / "reference"
+from face3d_nb.testing.assets import ASSETS, missing_assets
+from face3d_nb.testing.media import clip_frames, face_picture, write_clip
+from face3d_nb.testing.synthetic_models import synthetic_store as _synthetic_store
 
-requires_assets = pytest.mark.skipif(
-    not (ASSETS / "MANIFEST.json").is_file(), reason=f"real model files not found in {ASSETS}"
-)
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("real_assets") and (reason := missing_assets()):
+        pytest.skip(reason)
+
+
+def _real(request) -> bool:
+    return request.node.get_closest_marker("real_assets") is not None
 
 
 @pytest.fixture(scope="session")
-def model_store(tmp_path_factory):
+def synthetic_store(tmp_path_factory):
+    """A model cache holding the synthetic models, converted by our converter (about a second)."""
+    return _synthetic_store(tmp_path_factory.mktemp("synthetic_home"))
+
+
+@pytest.fixture(scope="session")
+def synthetic_paths(synthetic_store):
+    return synthetic_store.resolve()
+
+
+@pytest.fixture(scope="session")
+def synthetic_reconstructor(synthetic_paths):
+    from face3d_nb.core.pipeline import Reconstructor
+
+    return Reconstructor(synthetic_paths)
+
+
+@pytest.fixture(scope="session")
+def real_store(tmp_path_factory):
     """A model cache holding the shared assets, imported and converted the way users do it."""
-    if not (ASSETS / "MANIFEST.json").is_file():
-        pytest.skip(f"real model files not found in {ASSETS}")
+    if reason := missing_assets():
+        pytest.skip(reason)
     from face3d_nb.models.store import ModelStore
 
     store = ModelStore(tmp_path_factory.mktemp("face3d_home"))
@@ -36,43 +58,49 @@ def model_store(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def real_reconstructor(real_store):
+    from face3d_nb.core.pipeline import Reconstructor
+
+    return Reconstructor(real_store.resolve())
+
+
+@pytest.fixture
+def model_store(request):
+    """The model cache of the test's tier: real when marked ``real_assets``, else synthetic."""
+    return request.getfixturevalue("real_store" if _real(request) else "synthetic_store")
+
+
+@pytest.fixture
 def model_paths(model_store):
     return model_store.resolve()
 
 
-@pytest.fixture(scope="session")
-def reconstructor(model_paths):
-    from face3d_nb.core.pipeline import Reconstructor
-
-    return Reconstructor(model_paths)
+@pytest.fixture
+def reconstructor(request):
+    """The reconstructor of the test's tier: real when marked ``real_assets``, else synthetic."""
+    return request.getfixturevalue("real_reconstructor" if _real(request) else "synthetic_reconstructor")
 
 
 @pytest.fixture
 def cli_env(model_store, monkeypatch):
-    """Environment for running the CLI against the test model cache."""
+    """Environment for running the CLI against the test's model cache."""
     monkeypatch.setenv("FACE3D_HOME", str(model_store.home))
     return {**os.environ, "FACE3D_HOME": str(model_store.home)}
 
 
-def record_video(reconstructor, path: Path, frames: int) -> Path:
-    """A real session recording at ``path``: the first ``frames`` frames of the test video through
-    the live engine, at the video's 25 frames/s."""
-    import cv2  # noqa: PLC0415
+@pytest.fixture(scope="session")
+def face_photo():
+    """A generated 480x640 (portrait) BGR picture with one face the synthetic detector finds."""
+    return face_picture(480, 640)
 
-    from face3d_nb.live.config import EngineConfig  # noqa: PLC0415
-    from face3d_nb.live.engine import Engine  # noqa: PLC0415
-    from face3d_nb.live.recording import Recorder  # noqa: PLC0415
 
-    capture = cv2.VideoCapture(str(VIDEO))
-    try:
-        with Recorder(path, arch=reconstructor.paths.arch) as recorder, \
-                Engine(EngineConfig(), reconstructor) as engine:
-            engine.subscribe(recorder)
-            for i in range(frames):
-                ok, frame = capture.read()
-                assert ok, f"the test video has fewer than {frames} frames"
-                engine.submit(frame, captured_at=i / 25)
-                assert engine.drain(60)
-    finally:
-        capture.release()
-    return path
+@pytest.fixture(scope="session")
+def face_clip():
+    """The generated 1280x720 clip's 55 BGR frames: one face drifting slowly right."""
+    return clip_frames()
+
+
+@pytest.fixture(scope="session")
+def face_clip_path(tmp_path_factory):
+    """The generated clip as an MPEG-4 file (25 frames/s)."""
+    return write_clip(tmp_path_factory.mktemp("clip") / "face.mp4")

@@ -16,12 +16,11 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ASSETS, VIDEO, requires_assets
 from face3d_nb.apps.live_app import FaceApp
-from face3d_nb.models.store import ModelStore, load_manifest
 from face3d_nb.live.config import EngineConfig
-
-pytestmark = requires_assets
+from face3d_nb.models.store import ModelStore, load_manifest
+from face3d_nb.testing.assets import ASSETS
+from face3d_nb.testing.media import face_picture
 
 
 def wait_for(condition, timeout=60.0, message="condition"):
@@ -34,15 +33,9 @@ def wait_for(condition, timeout=60.0, message="condition"):
 
 @pytest.fixture(scope="module")
 def jpegs():
-    capture = cv2.VideoCapture(str(VIDEO))
-    frames = []
-    while len(frames) < 30:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.imencode(".jpg", cv2.resize(frame, (320, 180)))[1].tobytes())
-    capture.release()
-    return frames
+    """30 camera frames of a face drifting right, 320x180 JPEG."""
+    frames = [face_picture(320, 180, ((0.45 + 0.002 * i, 0.5),), size=0.9, seed=i) for i in range(30)]
+    return [cv2.imencode(".jpg", frame)[1].tobytes() for frame in frames]
 
 
 @pytest.fixture
@@ -62,8 +55,8 @@ def deliver(app, jpeg: bytes, seq: int) -> None:
 
 def acknowledge_all(app) -> None:
     """What the page does once it has applied the meshes in flight."""
-    for mesh in app.viewer._meshes:
-        if mesh.sent_at is not None:
+    for mesh in app.viewer._pool.meshes:
+        if mesh.flights:
             mesh.position.set_state({"version": mesh.position.version + 1})
 
 
@@ -95,7 +88,7 @@ def test_frames_become_mesh_updates_and_stats(app, jpegs):
     assert mesh.meshes == 1 and mesh.applied >= 5
     level = app.engine.stats()
     assert level.errors == 0
-    [face_mesh] = app.viewer._meshes
+    [face_mesh] = app.viewer._pool.meshes
     assert face_mesh.detail == "low" and len(face_mesh.position.array) < 38365
     wait_for(lambda: panel_number(app, "fps") > 0, 5, "processed fps in the stats panel")
 
@@ -188,6 +181,7 @@ def upstream(monkeypatch):
     server.server_close()
 
 
+@pytest.mark.real_assets
 def test_missing_models_offer_a_download_that_starts_the_app(upstream, tmp_path):
     app = FaceApp(EngineConfig(arch="mb05"), store=ModelStore(tmp_path / "models"))
     try:

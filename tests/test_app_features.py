@@ -7,10 +7,8 @@ import threading
 import cv2
 import pytest
 
-from conftest import IMAGES, requires_assets
 from face3d_nb.core.runtime import CUDA_FALLBACK, cuda_available
-
-pytestmark = requires_assets
+from face3d_nb.testing.assets import IMAGES
 
 
 @pytest.fixture
@@ -50,6 +48,7 @@ def test_a_near_page_drawing_without_a_gpu_starts_at_medium_detail(app):
     assert "2 ms" in app.viewer.link.note and "without a GPU" in app.viewer.link.note
 
 
+@pytest.mark.real_assets
 def test_the_newest_result_is_what_the_save_buttons_save(app):
     got = threading.Event()
     app.engine.subscribe(lambda event: got.set())

@@ -12,11 +12,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from face3d_nb.models.store import AssetError, ModelStore, ModelsMissingError, git_blob_sha1, load_manifest
+from face3d_nb.models.store import AssetError, ModelsMissingError, ModelStore, git_blob_sha1, load_manifest
+from face3d_nb.testing.assets import ASSETS
 
-from conftest import ASSETS, requires_assets
-
-pytestmark = requires_assets
+pytestmark = pytest.mark.real_assets
 
 
 class Upstream:

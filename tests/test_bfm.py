@@ -7,17 +7,16 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from face3d_nb.core.morphable import MorphableModel, pose_from_params, similar_transform, split_params
+from face3d_nb.testing.assets import ASSETS, REFERENCE
 
-from conftest import ASSETS, REFERENCE, requires_assets
-
-pytestmark = requires_assets
+pytestmark = pytest.mark.real_assets
 
 
 @pytest.fixture(scope="module")
-def mean_model(model_paths):
+def mean_model(real_store):
     from face3d_nb.core.pipeline import load_morphable_model
 
-    return load_morphable_model(model_paths)
+    return load_morphable_model(real_store.resolve())
 
 
 def test_mean_model_is_the_no_neck_mesh(mean_model):

@@ -16,7 +16,7 @@ import pytest
 import traitlets
 
 import face3d_nb.widgets.camera
-from conftest import VIDEO
+from face3d_nb.testing.assets import VIDEO
 from face3d_nb.widgets.camera import INPUT_SIZES, FrameGrabber, camera_constraints
 
 

@@ -8,15 +8,14 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import IMAGES, VIDEO, requires_assets
-
-pytestmark = requires_assets
+from face3d_nb.testing.assets import IMAGES, VIDEO
 
 
 def run(cli_env, *args):
     return subprocess.run([sys.executable, "-m", "face3d_nb.cli", *map(str, args)], capture_output=True, text=True, env=cli_env)
 
 
+@pytest.mark.real_assets
 def test_image_json_contract(cli_env):
     proc = run(cli_env, "image", IMAGES["trump_hillary"], "--json")
     assert proc.returncode == 0, proc.stderr
@@ -27,6 +26,7 @@ def test_image_json_contract(cli_env):
         assert set(face["pose"]) == {"yaw", "pitch", "roll"}
 
 
+@pytest.mark.real_assets
 def test_rgba_png_and_grayscale_jpeg(cli_env, tmp_path):
     image = cv2.imread(str(IMAGES["JianzhuGuo"]))
     rgba = tmp_path / "face.png"
@@ -39,6 +39,7 @@ def test_rgba_png_and_grayscale_jpeg(cli_env, tmp_path):
         assert len(json.loads(proc.stdout)["faces"]) == 1
 
 
+@pytest.mark.real_assets
 def test_photo_without_a_face(cli_env, tmp_path):
     # The blue lettered backdrop between the two speakers: a real photo, no face.
     backdrop = cv2.imread(str(IMAGES["trump_hillary"]))[0:300, 480:1000]
@@ -50,6 +51,7 @@ def test_photo_without_a_face(cli_env, tmp_path):
     assert "no face found" in proc.stderr
 
 
+@pytest.mark.real_assets
 @pytest.mark.parametrize("kind", ["truncated", "empty", "missing", "text"])
 def test_unreadable_input_is_one_clear_line(cli_env, tmp_path, kind):
     path = tmp_path / f"{kind}.jpg"
@@ -66,6 +68,7 @@ def test_unreadable_input_is_one_clear_line(cli_env, tmp_path, kind):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.real_assets
 def test_meshes_and_overlay_are_written(cli_env, tmp_path):
     trimesh = pytest.importorskip("trimesh")
     obj, ply, png = tmp_path / "m.obj", tmp_path / "m.ply", tmp_path / "o.png"
@@ -81,6 +84,7 @@ def test_meshes_and_overlay_are_written(cli_env, tmp_path):
     assert overlay.shape == original.shape and not np.array_equal(overlay, original)
 
 
+@pytest.mark.real_assets
 def test_video_json_every_nth_frame(cli_env):
     proc = run(cli_env, "video", VIDEO, "--json", "--every", "10")
     assert proc.returncode == 0, proc.stderr
@@ -97,6 +101,7 @@ def test_video_that_is_not_a_video(cli_env, tmp_path):
     assert "face3d-nb: error:" in proc.stderr
 
 
+@pytest.mark.real_assets
 def test_missing_models_say_which_command_fixes_it(tmp_path):
     env = {**__import__("os").environ, "FACE3D_HOME": str(tmp_path / "empty")}
     proc = run(env, "image", IMAGES["emma"])

@@ -12,11 +12,10 @@ import onnxruntime as ort
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
-from face3d_nb.models.convert import build_detector, build_regressor
 from face3d_nb.core.detector import prior_boxes
+from face3d_nb.models.convert import build_detector, build_regressor
 from face3d_nb.models.safe_pickle import load_legacy_pth, load_pkl
-
-from conftest import ASSETS, IMAGES, requires_assets
+from face3d_nb.testing.assets import ASSETS, IMAGES
 
 _BLOCKS = [("dw2_1", 1), ("dw2_2", 2), ("dw3_1", 1), ("dw3_2", 2), ("dw4_1", 1), ("dw4_2", 2)]
 _BLOCKS += [(f"dw5_{i}", 1) for i in range(1, 6)] + [("dw5_6", 2), ("dw6", 1)]
@@ -78,7 +77,7 @@ def _crops(n, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (n, 120, 120, 3), dtype=np.uint8)
 
 
-@requires_assets
+@pytest.mark.real_assets
 def test_mb05_graph_matches_numpy_forward_on_real_weights():
     import cv2
 
@@ -116,7 +115,7 @@ def test_regressor_graph_is_batched_and_checked():
     np.testing.assert_allclose(batch[2], single[0], rtol=1e-5, atol=1e-5)
 
 
-@requires_assets
+@pytest.mark.real_assets
 @pytest.mark.parametrize("shape", [(480, 640), (720, 1080), (101, 157)])
 def test_detector_heads_line_up_with_prior_boxes(shape):
     model = build_detector(load_legacy_pth(ASSETS / "3ddfa_v2/faceboxes/FaceBoxesProd.pth"))

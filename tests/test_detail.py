@@ -3,20 +3,18 @@
 import numpy as np
 import pytest
 
-from face3d_nb.core.morphable import MorphableModel
 from face3d_nb.core.detail import LEVELS, DetailLevels, simplify
-
-from conftest import REFERENCE, requires_assets
-
-pytestmark = requires_assets
+from face3d_nb.core.morphable import MorphableModel
+from face3d_nb.testing.assets import REFERENCE
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def levels(reconstructor):
     m = reconstructor.model
     return {name: simplify(name, m.mean, m.triangles, m.landmarks, f) for name, f in LEVELS.items()}
 
 
+@pytest.mark.real_assets
 def test_levels_shrink_vertices_and_triangles(reconstructor, levels):
     sizes = [(len(levels[n].vertices), len(levels[n].triangles)) for n in ("full", "medium", "low")]
     assert sizes[0] == (38365, 76073)
@@ -29,6 +27,7 @@ def test_levels_shrink_vertices_and_triangles(reconstructor, levels):
         assert np.isin(detail.vertices[unused], landmarks).all()
 
 
+@pytest.mark.real_assets
 def test_reduced_model_decodes_the_same_surface(reconstructor, levels):
     model = reconstructor.model
     rng = np.random.default_rng(0)
@@ -65,14 +64,16 @@ def test_reduction_must_keep_landmarks(reconstructor):
         model.reduced(keep, np.zeros((1, 3), np.int32))
 
 
+@pytest.mark.real_assets
 def test_engine_decodes_the_configured_level_and_switches_while_running(reconstructor):
     import threading
 
     import cv2
 
-    from conftest import IMAGES
     from face3d_nb.live.config import EngineConfig
-    from face3d_nb.live.engine import Engine, FrameResult
+    from face3d_nb.live.engine import Engine
+    from face3d_nb.live.events import FrameResult
+    from face3d_nb.testing.assets import IMAGES
 
     photo = cv2.imread(str(IMAGES["JianzhuGuo"]))
     results, done = [], threading.Event()
@@ -117,15 +118,18 @@ def test_detail_is_a_validated_setting():
 
 
 def test_no_flecks_lower_levels_keep_no_triangle_turned_against_the_surface(reconstructor, levels):
-    from face3d_nb.view.framing import MeshTopology
-
     model = reconstructor.model
-    surface = MeshTopology(model.triangles, model.n_vertices).normals(model.mean)  # full mesh, per vertex
+    # The full mesh's unit normal per vertex (area-weighted), wound as the y-flipped view's index.
+    view_triangles = model.triangles[:, ::-1]
+    corners = model.mean[view_triangles]
+    surface = np.zeros_like(model.mean)
+    np.add.at(surface, view_triangles, np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])[:, None])
+    surface /= np.maximum(np.linalg.norm(surface, axis=1, keepdims=True), 1e-12)
     for name in ("medium", "low"):
         detail = levels[name]
         corners = model.mean[detail.vertices][detail.triangles]
         normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-        # MeshTopology's normals are for the y-flipped view frame, so facing the surface is a negative product.
+        # The surface normals are for the y-flipped view frame, so facing the surface is a negative product.
         facing = (normals * surface[detail.vertices][detail.triangles].mean(axis=1)).sum(axis=1)
         # A triangle turned over by the clustering is drawn as a dark fleck; a few remain at the rim.
         assert (facing > 0).sum() < 0.002 * len(detail.triangles), name

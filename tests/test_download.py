@@ -33,15 +33,13 @@ def test_a_file_goes_in_ordered_pieces_that_join_to_it(downloader):
     assert downloader.message == "saving empty.obj (0.0 kB)…"
 
 
-def test_page_reports_count_and_reach_the_callbacks(downloader):
-    got = []
-    downloader.on_delivered(lambda name, size: got.append((name, size)))
+def test_page_reports_count_and_show_in_the_status_line(downloader):
     downloader._handle_message(downloader, {"type": "delivered", "id": 1, "name": "face.obj", "size": 3_400_000}, [])
+    assert downloader.message == "saved face.obj (3.4 MB)"
     downloader._handle_message(downloader, {"type": "failed", "id": 2, "reason": "the 3D view is not shown"}, [])
     downloader._handle_message(downloader, {"type": "nonsense"}, [])
     downloader._handle_message(downloader, "not even a dict", [])
     assert (downloader.delivered, downloader.failed) == (1, 1)
-    assert got == [("face.obj", 3_400_000)]
     assert downloader.message == "could not save: the 3D view is not shown"
 
 

@@ -14,10 +14,12 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import IMAGES, VIDEO
 from face3d_nb.cli import main
+from face3d_nb.core.pipeline import scale_face
 from face3d_nb.live.config import EngineConfig
-from face3d_nb.live.engine import Engine, ErrorEvent, FrameResult, scale_face
+from face3d_nb.live.engine import Engine
+from face3d_nb.live.events import ErrorEvent, FrameResult
+from face3d_nb.testing.assets import VIDEO
 
 TIMEOUT = 60  # generous: the CI machine is small and shared
 
@@ -54,21 +56,13 @@ class FakeClock:
 
 
 @pytest.fixture(scope="module")
-def photo():
-    return cv2.imread(str(IMAGES["JianzhuGuo"]))
+def photo(face_photo):
+    return face_photo
 
 
 @pytest.fixture(scope="module")
-def video():
-    capture = cv2.VideoCapture(str(VIDEO))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    return frames
+def video(face_clip):
+    return face_clip
 
 
 def _run(engine: Engine, frames, times=None) -> None:
@@ -368,6 +362,7 @@ def _landmark_jitter(results) -> float:
     return float(np.linalg.norm(np.diff(tracks, axis=0), axis=2).mean())
 
 
+@pytest.mark.real_assets
 def test_smoothing_halves_landmark_jitter_on_a_still_face(reconstructor, photo):
     rng = np.random.default_rng(0)
     frames = [np.clip(photo + rng.normal(0, 3, photo.shape), 0, 255).astype(np.uint8) for _ in range(30)]
@@ -426,6 +421,7 @@ def test_memory_is_flat_over_5000_frames(reconstructor, photo):
     assert after - before < 20, f"RSS grew by {after - before:.1f} MB over 5,000 frames"
 
 
+@pytest.mark.real_assets
 def test_cli_video_live_json(cli_env, capsys):
     assert main(["video", str(VIDEO), "--live", "--json", "--arch", "mb05"]) == 0
     doc = json.loads(capsys.readouterr().out)
@@ -444,6 +440,7 @@ def test_cli_video_live_json(cli_env, capsys):
     assert any(f["faces"][0]["box"][4] is None for f in frames)
 
 
+@pytest.mark.real_assets
 def test_cli_video_live_text_with_config_file(cli_env, capsys, tmp_path):
     config = tmp_path / "engine.toml"
     config.write_text("detect_interval = 1\nmax_faces = 1\n")
@@ -461,6 +458,7 @@ def test_cli_video_live_text_with_config_file(cli_env, capsys, tmp_path):
         (["--set", "smoothing=1"], "--config and --set only apply with --live"),
     ],
 )
+@pytest.mark.real_assets
 def test_cli_video_live_bad_settings(cli_env, capsys, argv, message):
     assert main(["video", str(VIDEO), *argv]) == 2
     assert message in capsys.readouterr().err

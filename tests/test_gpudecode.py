@@ -1,5 +1,5 @@
 """The GPU decode, Python side: basis texture layout, per-frame uniforms, the shader's numpy
-emulation against the CPU decode, the shader/uniform contract, the transport link and the viewer's
+emulation against the CPU decode, the shader/uniform contract, the page link and the viewer's
 coefficient transport (pacing, appearance, automatic choice). No browser: the page's side runs in
 tests/browser/test_transport.py; here ``send`` is replaced by a list and the page's answers are fed
 by hand."""
@@ -10,25 +10,25 @@ from collections import deque
 from importlib import resources
 
 import numpy as np
-import pythreejs as three
 import pytest
+import pythreejs as three
 
 from face3d_nb.core.morphable import MorphableModel
-from face3d_nb.view.gpu_packing import TEXTURE_WIDTH, emulate, face_affine, frame_uniforms, pack_basis
-from face3d_nb.widgets.coefficient_model import CoefficientMeshes, appearance_uniforms
-from face3d_nb.view.transport_choice import FAST_RATE, SLOW_RATE, LinkMeter, choose_transport
-from face3d_nb.view.framing import Framing, MeshTopology
-from face3d_nb.widgets.page_link import TransportLink
-
-from conftest import REFERENCE, requires_assets
-from synthetic import COEFFICIENT_SIZES, with_synthetic_basis
+from face3d_nb.testing.assets import REFERENCE
+from face3d_nb.testing.basis import COEFFICIENT_SIZES, with_synthetic_basis
+from face3d_nb.view.gpu_packing import TEXTURE_WIDTH, emulate, face_affine, face_uniforms, pack_basis
+from face3d_nb.view.transport_choice import FAST_RATE, SLOW_RATE, RoundTrips, choose_transport
+from face3d_nb.view.view_transform import ViewTransform, view_index
+from face3d_nb.widgets.coefficient_model import CoefficientModel, appearance_uniforms
+from face3d_nb.widgets.page_link import PageLink
 
 
 @pytest.fixture(scope="module")
-def mean_model(model_paths):
+def mean_model(real_store):
+    """The real mean shape (38,365 vertices): these tests are about the real model's size."""
     from face3d_nb.core.pipeline import load_morphable_model
 
-    return load_morphable_model(model_paths)
+    return load_morphable_model(real_store.resolve())
 
 
 @pytest.fixture(scope="module")
@@ -44,14 +44,15 @@ def _reference_params(seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     return params, ref["roi_boxes"][0]
 
 
-def _cpu_view(model: MorphableModel, params, roi) -> tuple[np.ndarray, Framing]:
+def _cpu_view(model: MorphableModel, params, roi) -> tuple[np.ndarray, ViewTransform]:
     """What the position transport draws: the CPU mesh moved into the landmark frame, then framed."""
     vertices = model.vertices(params, roi)
     landmarks = model.landmarks_3d(params, roi)
     shift = np.float32((vertices[model.landmarks, 2] - landmarks[:, 2]).mean())
     lo, hi = landmarks.min(axis=0), landmarks.max(axis=0)
-    framing = Framing(center=((lo + hi) / 2).astype(np.float32), scale=1.0 / float(np.ptp(landmarks[:, :2], axis=0).max()))
-    return framing.apply(vertices - [0, 0, shift]), framing
+    transform = ViewTransform(center=((lo + hi) / 2).astype(np.float32),
+                              scale=1.0 / float(np.ptp(landmarks[:, :2], axis=0).max()))
+    return transform.apply(vertices - [0, 0, shift]), transform
 
 
 # -- the texture ------------------------------------------------------------------------------
@@ -75,6 +76,7 @@ def test_texture_layout_groups_four_coefficients_per_texel():
     assert texture.nbytes == texture.data.nbytes
 
 
+@pytest.mark.real_assets
 def test_full_size_texture_fits_webgl2_limits(full_model):
     texture = pack_basis(full_model.basis, full_model.n_vertices)
     assert texture.data.shape == (731, 2048, 4)
@@ -93,23 +95,24 @@ def test_pack_basis_rejects_bad_input():
 
 
 # -- uniforms and the shader's arithmetic -----------------------------------------------------
-@requires_assets
+@pytest.mark.real_assets
 def test_face_affine_puts_landmarks_in_their_own_frame(full_model):
     params, roi = _reference_params()
-    affine = face_affine(full_model, params, roi)
+    landmarks = full_model.landmarks_3d(params, roi)
+    affine = face_affine(full_model, params, roi, landmarks)
     shape = full_model.mean + (params[12:] @ full_model.basis).reshape(-1, 3)
     mapped = shape[full_model.landmarks] @ affine[:, :3].T + affine[:, 3]
-    np.testing.assert_allclose(mapped, full_model.landmarks_3d(params, roi), atol=2e-3)
+    np.testing.assert_allclose(mapped, landmarks, atol=2e-3)
 
 
-@requires_assets
+@pytest.mark.real_assets
 @pytest.mark.parametrize("which", ["mean", "synthetic"])
 def test_emulated_shader_matches_cpu_decode(which, mean_model, full_model):
     model = mean_model if which == "mean" else full_model
     params, roi = _reference_params()
-    expected, framing = _cpu_view(model, params, roi)
+    expected, transform = _cpu_view(model, params, roi)
     texture = None if model.basis is None else pack_basis(model.basis, model.n_vertices)
-    uniforms = frame_uniforms(model, params, roi, framing, texture)
+    uniforms = face_uniforms(model, params, roi, model.landmarks_3d(params, roi), transform, texture)
     decoded = emulate(model.mean, texture, uniforms)
     # A view unit is the face's size (~400 px on screen): 1e-4 is well under a pixel.
     assert np.abs(decoded - expected).max() < 1e-4
@@ -118,12 +121,13 @@ def test_emulated_shader_matches_cpu_decode(which, mean_model, full_model):
         assert moved > 0.02, "the synthetic basis should visibly deform the face"
 
 
-@requires_assets
+@pytest.mark.real_assets
 def test_uniforms_are_plain_lists_in_column_major_order(full_model):
     params, roi = _reference_params()
-    framing = Framing(center=np.zeros(3, np.float32), scale=0.01)
+    transform = ViewTransform(center=np.zeros(3, np.float32), scale=0.01)
     texture = pack_basis(full_model.basis, full_model.n_vertices)
-    uniforms = frame_uniforms(full_model, params, roi, framing, texture)
+    landmarks = full_model.landmarks_3d(params, roi)
+    uniforms = face_uniforms(full_model, params, roi, landmarks, transform, texture)
     lists = uniforms.as_lists()
     assert set(lists) == {"pose", "offset", "coefficients"}
     assert [len(lists[k]) for k in ("pose", "offset", "coefficients")] == [9, 3, 52]
@@ -131,7 +135,7 @@ def test_uniforms_are_plain_lists_in_column_major_order(full_model):
     # three.js's Matrix3.fromArray reads columns.
     assert lists["pose"][1] == pytest.approx(float(uniforms.pose[1, 0]))
     with pytest.raises(ValueError, match="finite"):
-        frame_uniforms(full_model, np.full(62, np.nan), roi, framing, texture)
+        face_uniforms(full_model, np.full(62, np.nan), roi, landmarks, transform, texture)
 
 
 # -- the widgets ------------------------------------------------------------------------------
@@ -139,18 +143,19 @@ def _uniform_names(source: str) -> set[str]:
     return set(re.findall(r"^\s*uniform\s+(?:highp\s+)?\w+\s+(\w+)", source, re.MULTILINE))
 
 
-@requires_assets
+@pytest.mark.real_assets
 @pytest.mark.parametrize("which", ["mean", "synthetic"])
 def test_material_uniforms_match_the_shaders(which, mean_model, full_model):
     model = mean_model if which == "mean" else full_model
-    index = three.BufferAttribute(MeshTopology(model.triangles, model.n_vertices).index, normalized=False)
-    meshes = CoefficientMeshes(model, index)
+    index = three.BufferAttribute(view_index(model.triangles, model.n_vertices), normalized=False)
+    meshes = CoefficientModel(model, index)
     phong = three.MeshPhongMaterial(color="#d9a88f", shininess=20)
     appearance = appearance_uniforms(phong, three.AmbientLight(intensity=0.35),
                                      three.DirectionalLight(intensity=0.8, position=(1, 2, 3)),
                                      three.PointLight(intensity=0.3, position=(0, 0.5, 0)))
     params, roi = _reference_params()
-    frame = frame_uniforms(model, params, roi, Framing(np.zeros(3, np.float32), 1e-3), meshes.texture)
+    frame = face_uniforms(model, params, roi, model.landmarks_3d(params, roi), ViewTransform(np.zeros(3, np.float32), 1e-3),
+                          meshes.texture)
     material = meshes.material(meshes.uniforms(frame, appearance, seq=7), wireframe=False)
     mesh = meshes.mesh(material)
     assert mesh.frustumCulled is False and mesh.visible and material.side == "DoubleSide"
@@ -171,8 +176,6 @@ def test_material_uniforms_match_the_shaders(which, mean_model, full_model):
         assert "#define BASIS_ROWS 731.0" in material.vertexShader
     assert declared == set(names) - {"seq"}
     assert sent["seq"]["value"] == 7.0 and sent["pose"]["type"] == "m3" and sent["diffuse"]["type"] == "c"
-    assert meshes.load_bytes == (0 if meshes.texture is None else meshes.texture.nbytes) + 16 * model.n_vertices \
-        + index.array.nbytes
 
 
 class _Recorder:
@@ -185,7 +188,7 @@ class _Recorder:
 
 def test_link_pings_one_at_a_time_and_times_them():
     now = [0.0]
-    link = TransportLink(clock=lambda: now[0])
+    link = PageLink(clock=lambda: now[0])
     sent = _Recorder(link)
     link.measure([0, 262_144])
     assert len(sent.messages) == 1 and sent.messages[0] == ({"type": "ping", "id": 1}, [])
@@ -199,26 +202,26 @@ def test_link_pings_one_at_a_time_and_times_them():
     now[0] = 0.02 + 0.02 + 0.1
     link._handle_message(link, {"type": "pong", "id": 2}, [])
     assert not link.measuring and len(sent.messages) == 2
-    assert link.meter.round_trip == pytest.approx(0.02)
-    assert link.meter.throughput == pytest.approx(262_144 / 0.1)
+    assert link.round_trips.round_trip == pytest.approx(0.02)
+    assert link.round_trips.throughput == pytest.approx(262_144 / 0.1)
 
 
 def test_link_gives_up_an_unanswered_ping():
     now = [0.0]
-    link = TransportLink(clock=lambda: now[0], ping_timeout=5.0)
+    link = PageLink(clock=lambda: now[0], ping_timeout=5.0)
     sent = _Recorder(link)
     link.measure([0])
     link.measure([0])
     assert len(sent.messages) == 1
     now[0] = 6.0
     link.measure([])
-    assert len(sent.messages) == 2 and link.meter.round_trip is None
+    assert len(sent.messages) == 2 and link.round_trips.round_trip is None
     link._handle_message(link, {"type": "pong", "id": 1}, [])  # too late: not counted
-    assert link.meter.round_trip is None
+    assert link.round_trips.round_trip is None
 
 
 def test_link_reports_applied_updates_and_ignores_junk():
-    link = TransportLink()
+    link = PageLink()
     seen = []
     link.on_applied(seen.append)
     for junk in (None, [], {"type": "applied"}, {"type": "applied", "seq": "3"}, {"type": "other"}):
@@ -228,33 +231,33 @@ def test_link_reports_applied_updates_and_ignores_junk():
 
 
 # -- choosing the transport -------------------------------------------------------------------
-def _meter(rtt: float, throughput: float) -> LinkMeter:
-    meter = LinkMeter()
-    meter.add(100, rtt)
-    meter.add(1_000_000, rtt + 1_000_000 / throughput)
-    return meter
+def _round_trips(rtt: float, throughput: float) -> RoundTrips:
+    round_trips = RoundTrips()
+    round_trips.add(100, rtt)
+    round_trips.add(1_000_000, rtt + 1_000_000 / throughput)
+    return round_trips
 
 
-def test_meter_separates_round_trip_from_throughput():
-    meter = _meter(0.04, 2e6)
-    assert meter.round_trip == pytest.approx(0.04)
-    assert meter.throughput == pytest.approx(2e6)
-    assert meter.update_rate(460_000) == pytest.approx(1 / (0.04 + 0.23))
-    assert LinkMeter().update_rate(100) is None
+def test_round_trips_separate_round_trip_from_throughput():
+    round_trips = _round_trips(0.04, 2e6)
+    assert round_trips.round_trip == pytest.approx(0.04)
+    assert round_trips.throughput == pytest.approx(2e6)
+    assert round_trips.update_rate(460_000) == pytest.approx(1 / (0.04 + 0.23))
+    assert RoundTrips().update_rate(100) is None
 
 
 def test_choice_follows_the_link_and_the_page():
-    fast, slow, remote = _meter(0.002, 200e6), _meter(0.01, 0.5e6), _meter(0.15, 200e6)
+    fast, slow, remote = _round_trips(0.002, 200e6), _round_trips(0.01, 0.5e6), _round_trips(0.15, 200e6)
     position_bytes = 460_000
     assert choose_transport("auto", "ok", fast, position_bytes, "coefficients")[0] == "positions"
     transport, reason = choose_transport("auto", "ok", slow, position_bytes, "positions")
     assert transport == "coefficients" and "reach this page slowly" in reason
     assert choose_transport("auto", "ok", remote, position_bytes, "positions")[0] == "coefficients"
     # Between the two thresholds the current choice stays.
-    middle = _meter(1 / (SLOW_RATE + FAST_RATE) * 2, 1e12)
+    middle = _round_trips(1 / (SLOW_RATE + FAST_RATE) * 2, 1e12)
     for current in ("positions", "coefficients"):
         assert choose_transport("auto", "ok", middle, position_bytes, current)[0] == current
-    assert choose_transport("auto", "ok", LinkMeter(), position_bytes, "positions")[0] == "positions"
+    assert choose_transport("auto", "ok", RoundTrips(), position_bytes, "positions")[0] == "positions"
     # The page decides what it can do; a forced choice is obeyed where possible.
     transport, reason = choose_transport("coefficients", "no vertex texture fetch", slow, position_bytes, "positions")
     assert transport == "positions" and "no vertex texture fetch" in reason
@@ -270,8 +273,8 @@ def test_choice_follows_the_link_and_the_page():
 # -- the viewer's coefficient transport -------------------------------------------------------
 def _frame(model: MorphableModel, params, roi, track_id: int = 1, captured_at: float = 0.0, with_vertices=True):
     from face3d_nb.core.morphable import pose_from_params
-    from face3d_nb.live.engine import FrameResult, TrackedFace
     from face3d_nb.core.pipeline import Face
+    from face3d_nb.live.events import FrameResult, TrackedFace
 
     face = Face(box=np.array([*roi, 1.0], np.float32), roi_box=np.asarray(roi, np.float64), params=params,
                 pose=pose_from_params(params), landmarks=model.landmarks_3d(params, roi))
@@ -302,21 +305,21 @@ def _applied(viewer, mesh) -> None:
     viewer.link._handle_message(viewer.link, {"type": "applied", "seq": mesh.material.uniforms["seq"]["value"]}, [])
 
 
-@requires_assets
+@pytest.mark.real_assets
 def test_viewer_arguments_are_applied_after_the_scene_exists(viewer, levels):
     from face3d_nb.widgets.viewer import FaceViewer
 
-    assert (viewer.renderer.width, viewer.renderer.height, viewer.camera.aspect) == (320, 240, 320 / 240)
+    assert (viewer.renderer.width, viewer.renderer.height, viewer.view_camera.aspect) == (320, 240, 320 / 240)
     assert viewer.active_transport == "coefficients"
     with pytest.raises(TypeError, match="colour"):
         FaceViewer(levels, colour="#ffffff")
 
 
-@requires_assets
+@pytest.mark.real_assets
 def test_coefficient_updates_keep_three_in_flight_and_the_newest_wins(viewer, full_model):
     params, roi = _reference_params()
     viewer.show(_frame(full_model, params, roi, captured_at=100.0, with_vertices=False))
-    [mesh] = viewer._meshes
+    [mesh] = viewer._pool.meshes
     assert viewer.link.materials == [mesh.material] and mesh.mesh in viewer.scene.children
     assert mesh.mesh.visible and mesh.material.uniforms["basis"]["value"] is not None
     sent = [mesh.material.uniforms]
@@ -331,8 +334,9 @@ def test_coefficient_updates_keep_three_in_flight_and_the_newest_wins(viewer, fu
     # Acknowledgements come in order: the second one ends the first two flights.
     viewer.link._handle_message(viewer.link, {"type": "applied", "seq": sent[1]["seq"]["value"]}, [])
     assert len(sent) == 4 and len(mesh.flights) == 2
-    expected = frame_uniforms(full_model, newer[-1], roi, _framing_of(full_model, newer[-1], roi),
-                              viewer._shaders["full"].texture)
+    expected = face_uniforms(full_model, newer[-1], roi, full_model.landmarks_3d(newer[-1], roi),
+                             _transform_of(full_model, newer[-1], roi),
+                              viewer._transports["coefficients"].model("full").texture)
     np.testing.assert_allclose(sent[-1]["coefficients"]["value"], expected.as_lists()["coefficients"], rtol=1e-6)
     assert [u["seq"]["value"] for u in sent] == sorted({u["seq"]["value"] for u in sent})
     _applied(viewer, mesh)
@@ -341,13 +345,13 @@ def test_coefficient_updates_keep_three_in_flight_and_the_newest_wins(viewer, fu
     assert mesh.flights == deque()
 
 
-def _framing_of(model, params, roi):
-    from face3d_nb.view.framing import frame_faces
+def _transform_of(model, params, roi):
+    from face3d_nb.view.view_transform import fit_faces
 
-    return frame_faces([model.landmarks_3d(params, roi)])
+    return fit_faces([model.landmarks_3d(params, roi)])
 
 
-@requires_assets
+@pytest.mark.real_assets
 def test_both_transports_put_every_vertex_in_the_same_place(viewer, levels, full_model):
     from face3d_nb.widgets.viewer import FaceViewer
 
@@ -356,18 +360,18 @@ def test_both_transports_put_every_vertex_in_the_same_place(viewer, levels, full
     try:
         positions.show(_frame(full_model, params, roi))
         viewer.show(_frame(full_model, params, roi))
-        [by_position], [by_coefficients] = positions._meshes, viewer._meshes
-        decoded = emulate(full_model.mean, viewer._shaders["full"].texture, by_coefficients.last)
+        [by_position], [by_coefficients] = positions._pool.meshes, viewer._pool.meshes
+        decoded = emulate(full_model.mean, viewer._transports["coefficients"].model("full").texture, by_coefficients.last)
         np.testing.assert_allclose(decoded, by_position.position.array, atol=1e-4)
     finally:
         positions.close()
 
 
-@requires_assets
+@pytest.mark.real_assets
 def test_colour_lights_and_wireframe_reach_the_shader(viewer, full_model):
     params, roi = _reference_params()
     viewer.show(_frame(full_model, params, roi))
-    [mesh] = viewer._meshes
+    [mesh] = viewer._pool.meshes
     viewer.color, viewer.key_intensity, viewer.point_intensity, viewer.light_azimuth = "#336699", 1.25, 0.5, 90.0
     # Each change re-sends the last frame; the last changes wait for room in flight.
     assert len(mesh.flights) == 3 and mesh.pending is not None
@@ -380,7 +384,7 @@ def test_colour_lights_and_wireframe_reach_the_shader(viewer, full_model):
     assert mesh.material.wireframe and viewer.material.wireframe
 
 
-@requires_assets
+@pytest.mark.real_assets
 def test_auto_follows_the_measured_link_and_what_the_page_can_do(levels, full_model):
     from face3d_nb.widgets.viewer import FaceViewer
 
@@ -392,23 +396,23 @@ def test_auto_follows_the_measured_link_and_what_the_page_can_do(levels, full_mo
         viewer.show(_frame(full_model, params, roi))
         assert viewer.active_transport == "positions" and pings == []
         viewer.link._handle_message(viewer.link, {"type": "hello", "renderer": "a GPU"}, [])  # the link gets timed
-        assert viewer._shaders == {}
+        assert viewer._transports["coefficients"]._models == {}
         viewer.link.set_state({"gpu_decode": "ok"})
         assert pings and pings[0]["type"] == "ping"
         # The page can decode: it gets the model for its GPU at once, before any switch needs it.
-        assert list(viewer._shaders) == ["full"] and viewer.active_transport == "positions"
-        viewer.link.meter.add(100, 0.08)
-        viewer.link.meter.add(460_000, 0.08 + 460_000 / 125_000)
+        assert list(viewer._transports["coefficients"]._models) == ["full"] and viewer.active_transport == "positions"
+        viewer.link.round_trips.add(100, 0.08)
+        viewer.link.round_trips.add(460_000, 0.08 + 460_000 / 125_000)
         viewer._chosen_at = -np.inf
         viewer.show(_frame(full_model, params, roi))
         assert viewer.active_transport == "coefficients" and "reach this page slowly" in viewer.transport_message
         assert viewer.link.message == viewer.transport_message
         viewer.show(_frame(full_model, params, roi, with_vertices=False))
-        [mesh] = viewer._meshes
+        [mesh] = viewer._pool.meshes
         assert mesh.material is not None
         viewer.link.set_state({"gpu_decode": "no vertex texture fetch"})
         assert viewer.active_transport == "positions" and "no vertex texture fetch" in viewer.transport_message
-        assert viewer._meshes == [] and mesh.mesh not in viewer.scene.children and viewer.link.materials == []
+        assert viewer._pool.meshes == [] and mesh.mesh not in viewer.scene.children and viewer.link.materials == []
         viewer.transport = "positions"
         assert viewer.transport_message == ""
     finally:

@@ -9,7 +9,7 @@ import math
 import pytest
 
 from face3d_nb.view.page_defaults import defaults_for
-from face3d_nb.widgets.page_link import FIRST_PINGS, TransportLink
+from face3d_nb.widgets.page_link import FIRST_PINGS, PageLink
 
 
 @pytest.mark.parametrize(("rtt", "detail", "size"), [(2.0, "full", 320), (30.0, "full", 320), (31.0, "medium", 320),
@@ -30,7 +30,7 @@ def test_a_page_drawing_without_a_gpu_gets_at_most_medium_detail(rtt, detail):
 
 def test_hello_counts_the_page_and_times_the_link_to_it():
     now = [10.0]
-    link = TransportLink(clock=lambda: now[0])
+    link = PageLink(clock=lambda: now[0])
     sent = []
     link.send = lambda content, buffers=None: sent.append((content, buffers))
     try:

@@ -4,9 +4,9 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import IMAGES, REFERENCE, VIDEO, requires_assets
+from face3d_nb.testing.assets import IMAGES, REFERENCE, VIDEO
 
-pytestmark = requires_assets
+pytestmark = pytest.mark.real_assets
 
 
 def _iou(a, b):
@@ -30,10 +30,10 @@ def _check_faces(faces, ref, rows, std):
 
 
 @pytest.fixture(scope="module")
-def param_std(model_store):
+def param_std(real_store):
     from face3d_nb.models.safe_pickle import load_pkl
 
-    return load_pkl(model_store.raw_path("param_mean_std"))["std"]
+    return load_pkl(real_store.raw_path("param_mean_std"))["std"]
 
 
 @pytest.mark.parametrize("name", sorted(IMAGES))

@@ -11,13 +11,13 @@ import cv2
 import onnxruntime as ort
 import pytest
 
-from conftest import IMAGES, requires_assets
-from face3d_nb.live.config import EngineConfig
-from face3d_nb.live.engine import Engine, FrameResult
 from face3d_nb.core.pipeline import Reconstructor
 from face3d_nb.core.runtime import CUDA_FALLBACK, create_session, cuda_available
+from face3d_nb.live.config import EngineConfig
+from face3d_nb.live.engine import Engine
+from face3d_nb.live.events import FrameResult
+from face3d_nb.testing.assets import IMAGES
 
-pytestmark = requires_assets
 no_cuda = pytest.mark.skipif(cuda_available(), reason="this onnxruntime has CUDA: there is no fallback to see")
 
 
@@ -32,6 +32,7 @@ def test_sessions_do_not_spin_between_frames(model_paths):
     assert options.intra_op_num_threads == 2
 
 
+@pytest.mark.real_assets
 @no_cuda
 def test_cli_cuda_falls_back_to_the_cpu_with_one_message(cli_env):
     argv = [sys.executable, "-m", "face3d_nb.cli", "image", str(IMAGES["JianzhuGuo"]), "--json"]
@@ -45,6 +46,7 @@ def test_cli_cuda_falls_back_to_the_cpu_with_one_message(cli_env):
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
 
 
+@pytest.mark.real_assets
 def test_engine_restarts_on_models_for_another_provider(model_paths, reconstructor):
     photo = cv2.imread(str(IMAGES["JianzhuGuo"]))
     results, got = [], threading.Event()

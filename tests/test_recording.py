@@ -6,12 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from face3d_nb.live.engine import ErrorEvent, FrameResult, TrackedFace
+from face3d_nb.live.events import ErrorEvent, FrameResult, TrackedFace
 from face3d_nb.live.recording import Recorder, RecordingError, read_recording
-
-from conftest import IMAGES, requires_assets
-
-pytestmark = requires_assets
+from face3d_nb.testing.assets import IMAGES
 
 
 def _results(reconstructor, n=5):
@@ -25,6 +22,7 @@ def _results(reconstructor, n=5):
     ]
 
 
+@pytest.mark.real_assets
 def test_round_trip_is_exact(tmp_path, reconstructor):
     results = _results(reconstructor)
     path = tmp_path / "session.jsonl"
@@ -45,6 +43,7 @@ def test_round_trip_is_exact(tmp_path, reconstructor):
             assert got.pose == (want.face.pose.yaw, want.face.pose.pitch, want.face.pose.roll)
 
 
+@pytest.mark.real_assets
 def test_torn_last_line_is_skipped_but_damage_elsewhere_is_an_error(tmp_path, reconstructor):
     path = tmp_path / "s.jsonl"
     with Recorder(path) as recorder:
@@ -68,6 +67,7 @@ def test_not_a_recording(tmp_path, content):
         read_recording(path)
 
 
+@pytest.mark.real_assets
 def test_cli_exports_one_mesh_per_recorded_frame(tmp_path, reconstructor, cli_env):
     import subprocess
     import sys

@@ -8,18 +8,16 @@ import time
 import numpy as np
 import pytest
 
-from conftest import record_video, requires_assets
-from face3d_nb.live.engine import FrameResult
+from face3d_nb.live.events import FrameResult
 from face3d_nb.live.recording import Recorder, read_recording
 from face3d_nb.live.replayer import Replayer
-
-pytestmark = requires_assets
+from face3d_nb.testing.recordings import record_video
 
 
 @pytest.fixture(scope="module")
-def recording(reconstructor, tmp_path_factory):
-    """A real session: the first 20 frames of the test video through the live engine, recorded."""
-    return record_video(reconstructor, tmp_path_factory.mktemp("replay") / "session.jsonl", 20)
+def recording(synthetic_reconstructor, tmp_path_factory):
+    """A session: the first 20 frames of the generated clip through the live engine, recorded."""
+    return record_video(synthetic_reconstructor, tmp_path_factory.mktemp("replay") / "session.jsonl", 20)
 
 
 def test_replay_is_frame_exact_and_never_early(reconstructor, recording, tmp_path):

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 from face3d_nb.models.safe_pickle import UnsafePickleError, load_legacy_pth, load_pkl
-from legacy_pth import write_legacy_pth
-
-from conftest import ASSETS, requires_assets
+from face3d_nb.testing.assets import ASSETS
+from face3d_nb.testing.legacy_pth import write_legacy_pth
 
 
 class _RunsCode:
@@ -19,7 +18,7 @@ class _RunsCode:
         return (os.system, ("echo pwned > /dev/null",))
 
 
-@requires_assets
+@pytest.mark.real_assets
 def test_real_upstream_files_load():
     stats = load_pkl(ASSETS / "3ddfa_v2/configs/param_mean_std_62d_120x120.pkl")
     assert stats["mean"].shape == stats["std"].shape == (62,)

@@ -8,23 +8,21 @@ tested in tests/browser).
 import io
 import time
 
-import cv2
 import numpy as np
 import pytest
 import pythreejs as three
 
-from conftest import IMAGES, requires_assets
-from face3d_nb.live.engine import FrameResult, TrackedFace
+from face3d_nb.live.events import FrameResult, TrackedFace
 from face3d_nb.live.recording import read_recording
+from face3d_nb.testing.media import face_picture
 from face3d_nb.widgets.save_panel import SavePanel, result_mesh_file
 
-pytestmark = requires_assets
 trimesh = pytest.importorskip("trimesh")
 
 
 @pytest.fixture(scope="module")
 def photo():
-    return cv2.imread(str(IMAGES["trump_hillary"]))
+    return face_picture(640, 360, ((0.25, 0.5), (0.75, 0.5)))
 
 
 def _result(reconstructor, photo, detail, seq=0):

@@ -10,8 +10,8 @@ import pytest
 from face3d_nb.core.morphable import pose_from_params
 from face3d_nb.core.pipeline import Face
 from face3d_nb.core.smoothing import FaceSmoother, OneEuroFilter, OneEuroParams, crop_params, image_params
-
-from conftest import REFERENCE
+from face3d_nb.testing.assets import REFERENCE
+from face3d_nb.testing.media import face_picture
 
 FPS = 30.0
 
@@ -72,10 +72,15 @@ def test_filter_is_causal_and_ignores_stale_samples():
     np.testing.assert_array_equal(prefix.filter(xs[20] + 100, 19 / FPS, 0.0), before)
 
 
-@pytest.fixture(scope="module")
-def emma():
-    ref = np.load(REFERENCE / "emma.npz")
-    return ref["params"], ref["roi_boxes"]
+@pytest.fixture
+def emma(request, reconstructor):
+    """(N, 62) params and (N, 4) roi boxes of a face: emma.jpg's reference for tests marked
+    real_assets, else the synthetic models' face in a generated picture."""
+    if request.node.get_closest_marker("real_assets"):
+        ref = np.load(REFERENCE / "emma.npz")
+        return ref["params"], ref["roi_boxes"]
+    faces = reconstructor(face_picture())
+    return np.stack([f.params for f in faces]), np.stack([f.roi_box for f in faces])
 
 
 def test_image_params_are_crop_independent(reconstructor, emma):

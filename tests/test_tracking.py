@@ -6,22 +6,24 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import IMAGES, VIDEO
 from face3d_nb.core.regressor import roi_box_from_bbox
 from face3d_nb.core.tracking import Tracker, iou, landmark_box, visible_share
+from face3d_nb.testing.assets import IMAGES, VIDEO
 
 
-@pytest.fixture(scope="module")
-def video():
-    """obama.mp4 at 640x360, as the engine sees it with its default input cap."""
-    capture = cv2.VideoCapture(str(VIDEO))
+@pytest.fixture
+def video(request, face_clip):
+    """The test clip at 640x360, as the engine sees it with its default input cap: obama.mp4 for
+    tests of tracking quality (marked real_assets), else the generated clip."""
     frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.resize(frame, (640, 360), interpolation=cv2.INTER_AREA))
-    capture.release()
+    if request.node.get_closest_marker("real_assets"):
+        capture = cv2.VideoCapture(str(VIDEO))
+        while (frame := capture.read()[1]) is not None:
+            frames.append(frame)
+        capture.release()
+    else:
+        frames = face_clip
+    frames = [cv2.resize(frame, (640, 360), interpolation=cv2.INTER_AREA) for frame in frames]
     assert len(frames) == 55
     return frames
 
@@ -37,6 +39,7 @@ def test_box_helpers():
     np.testing.assert_array_equal(landmark_box(np.array([[1, 5, 0], [3, 2, 9]])), [1, 2, 3, 5])
 
 
+@pytest.mark.real_assets
 def test_one_track_through_the_video_with_periodic_detection(reconstructor, video):
     tracker = Tracker(reconstructor, detect_interval=30)
     steps = [tracker.step(frame) for frame in video]
@@ -81,6 +84,7 @@ def _shifted(image: np.ndarray, dx: int, width: int) -> np.ndarray:
     return canvas
 
 
+@pytest.mark.real_assets
 def test_two_faces_keep_two_ids_while_moving(reconstructor):
     photo = cv2.imread(str(IMAGES["trump_hillary"]))
     photo = cv2.resize(photo, (photo.shape[1] // 2, photo.shape[0] // 2), interpolation=cv2.INTER_AREA)
@@ -98,6 +102,7 @@ def test_two_faces_keep_two_ids_while_moving(reconstructor):
     assert abs(_centre(first[1])[0] - _centre(first[2])[0]) > 100
 
 
+@pytest.mark.real_assets
 def test_a_face_hidden_by_another_loses_its_track(reconstructor):
     """A second copy of the photo slides over the first: the covered face's track ends (doubtful,
     re-detected) and the face in front keeps its id."""
@@ -120,6 +125,7 @@ def test_a_face_hidden_by_another_loses_its_track(reconstructor):
     np.testing.assert_allclose(np.diff([_centre(f)[0] for f in front[:40]]), -10, atol=3)
 
 
+@pytest.mark.real_assets
 def test_max_faces_keeps_existing_tracks_first(reconstructor):
     photo = cv2.imread(str(IMAGES["trump_hillary"]))
     tracker = Tracker(reconstructor, detect_interval=1, max_faces=1)

@@ -4,9 +4,9 @@ the video through the live engine, and the live app built (no browser: nothing s
 
 import pytest
 
-from conftest import ASSETS, ROOT, requires_assets
+from face3d_nb.testing.assets import ASSETS, ROOT
 
-pytestmark = requires_assets
+pytestmark = pytest.mark.real_assets
 nbclient = pytest.importorskip("nbclient")
 nbformat = pytest.importorskip("nbformat")
 pytest.importorskip("ipykernel")

@@ -1,5 +1,6 @@
-"""The 3D view: framing and normals of real face meshes, and the kernel side of the mesh pacing
-(the position transport; the coefficient transport's side is in test_gpudecode.py).
+"""The 3D view: fitting real face meshes to the view and its triangle index, and the kernel side of
+the mesh pacing: the position transport's, and the protocol both transports share, driven through
+the same tests (the coefficient transport's own side is in test_gpudecode.py).
 
 No browser here: the page's acknowledgement is delivered as the page sends it (a ``version``
 state update through ``set_state``), and what the kernel sends is observed on the widgets' traits
@@ -15,18 +16,24 @@ import numpy as np
 import pytest
 import traitlets
 
-from conftest import IMAGES
-from face3d_nb.live.engine import FrameResult, TrackedFace
-from face3d_nb.view.framing import MeshTopology, frame_faces, to_landmark_frame
+from face3d_nb.live.events import FrameResult, TrackedFace
+from face3d_nb.testing.assets import IMAGES
+from face3d_nb.testing.media import face_picture
+from face3d_nb.view.view_transform import fit_faces, to_landmark_frame, view_index
 from face3d_nb.widgets.viewer import FaceViewer
 
 
-@pytest.fixture(scope="module")
-def meshes(reconstructor):
-    """Real (face, dense mesh (V, 3) image px): emma.jpg's best face, trump_hillary.jpg's two faces."""
+@pytest.fixture
+def meshes(request, reconstructor):
+    """(face, dense mesh (V, 3) image px): "emma" one face, "trump_hillary" two; from the real photos
+    for tests marked real_assets, else from generated pictures."""
+    if request.node.get_closest_marker("real_assets"):
+        pictures = {name: cv2.imread(str(IMAGES[name])) for name in ("emma", "trump_hillary")}
+    else:
+        pictures = {"emma": face_picture(), "trump_hillary": face_picture(centres=((0.25, 0.5), (0.75, 0.5)))}
     out = {}
     for name, count in (("emma", 1), ("trump_hillary", 2)):
-        faces = reconstructor(cv2.imread(str(IMAGES[name])))
+        faces = reconstructor(pictures[name])
         assert len(faces) >= count
         out[name] = [(face, reconstructor.vertices(face)) for face in faces[:count]]
     return out
@@ -47,7 +54,7 @@ def viewer(reconstructor):
 
 
 def deformed(vertices, k):
-    """``vertices`` with the chin pushed forward by ``k`` px: a change framing cannot undo."""
+    """``vertices`` with the chin pushed forward by ``k`` px: a change the view transform cannot undo."""
     out = vertices.copy()
     out[:, 2] += np.float32(k) * (out[:, 1] - out[:, 1].min()) / np.ptp(out[:, 1])
     return out
@@ -61,8 +68,8 @@ def sends(mesh):
 
 
 def framed(face, vertices, model):
-    """What the position transport sends for one face: its mesh in its landmark frame, framed."""
-    return frame_faces([face.landmarks]).apply(to_landmark_frame(vertices, model.landmarks, face.landmarks))
+    """What the position transport sends for one face: its mesh in its landmark frame, fitted to the view."""
+    return fit_faces([face.landmarks]).apply(to_landmark_frame(vertices, model.landmarks, face.landmarks))
 
 
 def acknowledge(mesh):
@@ -71,9 +78,10 @@ def acknowledge(mesh):
 
 
 # -- pure mesh maths ----------------------------------------------------------------------------
-def test_framing_centres_and_fits_the_faces(meshes):
+@pytest.mark.real_assets
+def test_fit_centres_and_fits_the_faces(meshes):
     [(face, emma)] = meshes["emma"]
-    view = frame_faces([face.landmarks]).apply(emma)
+    view = fit_faces([face.landmarks]).apply(emma)
     lo, hi = view.min(axis=0), view.max(axis=0)
     assert view.dtype == np.float32 and view.flags.c_contiguous
     # Framed from the landmarks alone, the whole mesh (forehead included) is centred and fits.
@@ -84,14 +92,15 @@ def test_framing_centres_and_fits_the_faces(meshes):
     assert view[top, 1] == pytest.approx(hi[1])
 
 
+@pytest.mark.real_assets
 def test_two_faces_keep_their_layout(meshes):
     (face_a, a), (face_b, b) = meshes["trump_hillary"]
-    framing = frame_faces([face_a.landmarks, face_b.landmarks])
-    va, vb = framing.apply(a), framing.apply(b)
+    transform = fit_faces([face_a.landmarks, face_b.landmarks])
+    va, vb = transform.apply(a), transform.apply(b)
     # Same scale for both, so the gap between them is the image's gap.
     gap_image = a[:, 0].mean() - b[:, 0].mean()
     gap_view = va[:, 0].mean() - vb[:, 0].mean()
-    assert gap_view == pytest.approx(gap_image * framing.scale, rel=1e-4)
+    assert gap_view == pytest.approx(gap_image * transform.scale, rel=1e-4)
     assert np.concatenate([va, vb])[:, :2].max() == pytest.approx(0.5, abs=0.03)
 
 
@@ -105,35 +114,34 @@ def test_landmark_frame_is_the_landmarks_own(meshes, reconstructor):
     np.testing.assert_array_equal(moved[:, :2], emma[:, :2])
 
 
-def test_normals_are_unit_and_point_out_of_the_face(meshes, reconstructor):
+@pytest.mark.real_assets
+def test_the_view_index_turns_front_faces_to_the_viewer(meshes, reconstructor):
     [(face, emma)] = meshes["emma"]
-    topology = MeshTopology(reconstructor.triangles, len(emma))
-    view = frame_faces([face.landmarks]).apply(emma)
-    normals = topology.normals(view)
-    assert normals.shape == view.shape and normals.dtype == np.float32
-    np.testing.assert_allclose(np.linalg.norm(normals, axis=1), 1, atol=1e-4)
-    # The nose tip is the point nearest the viewer: its normal faces the viewer (+z).
-    assert normals[np.argmax(view[:, 2]), 2] > 0.9
-    # Front faces of the index are counter-clockwise seen from their normal's side, as three.js wants.
-    a, b, c = (view[topology.index.reshape(-1, 3)[:, k]] for k in range(3))
-    face_normals = np.cross(b - a, c - a)
-    assert (np.einsum("ij,ij->i", face_normals, normals[topology.index.reshape(-1, 3)[:, 0]]) > 0).mean() > 0.95
+    index = view_index(reconstructor.triangles, len(emma))
+    assert index.dtype == np.uint32 and index.shape == (3 * len(reconstructor.triangles),)
+    view = fit_faces([face.landmarks]).apply(emma)
+    # Counter-clockwise seen from the front (three.js's front faces): the triangles facing the
+    # viewer, around the nose tip and the cheeks, have normals towards +z once y is flipped up.
+    a, b, c = (view[index.reshape(-1, 3)[:, k]] for k in range(3))
+    normals = np.cross(b - a, c - a)
+    frontmost = (a[:, 2] + b[:, 2] + c[:, 2]) > 3 * np.quantile(view[:, 2], 0.9)
+    assert frontmost.sum() > 100 and (normals[frontmost, 2] > 0).mean() > 0.95
 
 
-def test_topology_rejects_bad_triangles():
+def test_the_view_index_rejects_bad_triangles():
     with pytest.raises(ValueError, match="indices below 3"):
-        MeshTopology(np.array([[0, 1, 3]]), 3)
-    with pytest.raises(ValueError, match="expected \\(3, 3\\)"):
-        MeshTopology(np.array([[0, 1, 2]]), 3).normals(np.zeros((4, 3), np.float32))
+        view_index(np.array([[0, 1, 3]]), 3)
+    with pytest.raises(ValueError, match="indices below 3"):
+        view_index(np.array([0, 1, 2]), 3)
     with pytest.raises(ValueError, match="at least one"):
-        frame_faces([])
+        fit_faces([])
 
 
 # -- pacing -----------------------------------------------------------------------------------
 def test_updates_wait_for_the_acknowledgement_and_the_newest_wins(viewer, meshes, reconstructor):
     [emma] = meshes["emma"]
     viewer.show(result([(1, emma)], captured_at=100.0))
-    [mesh] = viewer._meshes
+    [mesh] = viewer._pool.meshes
     sends(mesh)
     # Creating the mesh carried the first positions: it is in flight until the page says otherwise.
     shifted = [(emma[0], deformed(emma[1], d)) for d in (1, 2, 3)]
@@ -162,7 +170,7 @@ def test_an_update_never_acknowledged_is_given_up(viewer, meshes):
     face, vertices = meshes["emma"][0]
     viewer.ack_timeout = 0.05
     viewer.show(result([(1, (face, vertices))]))
-    [mesh] = viewer._meshes
+    [mesh] = viewer._pool.meshes
     sends(mesh)
     viewer.show(result([(1, (face, deformed(vertices, 1)))]))
     assert mesh.sends == []
@@ -174,12 +182,12 @@ def test_an_update_never_acknowledged_is_given_up(viewer, meshes):
 def test_an_unchanged_mesh_is_not_sent_and_not_waited_for(viewer, meshes):
     face, vertices = meshes["emma"][0]
     viewer.show(result([(1, (face, vertices))]))
-    [mesh] = viewer._meshes
+    [mesh] = viewer._pool.meshes
     sends(mesh)
     acknowledge(mesh)
     # Equal arrays are not synced by traitlets, so no acknowledgement would ever come for them.
     viewer.show(result([(1, (face, vertices.copy()))]))
-    assert mesh.sends == [] and mesh.sent_at is None
+    assert mesh.sends == [] and not mesh.flights
     viewer.show(result([(1, (face, deformed(vertices, 1)))]))
     assert len(mesh.sends) == 1
 
@@ -188,11 +196,11 @@ def test_faces_get_their_own_meshes_and_lost_tracks_are_hidden(viewer, meshes):
     a, b = meshes["trump_hillary"]
     [c] = meshes["emma"]
     viewer.show(result([(1, a), (2, b), (3, c)]))
-    assert len(viewer._meshes) == 2  # max_faces
-    assert [m.track_id for m in viewer._meshes] == [1, 2]
-    assert all(m.mesh in viewer.scene.children for m in viewer._meshes)
+    assert len(viewer._pool.meshes) == 2  # max_faces
+    assert [m.track_id for m in viewer._pool.meshes] == [1, 2]
+    assert all(m.mesh in viewer.scene.children for m in viewer._pool.meshes)
     viewer.show(result([(2, b)]))
-    first, second = viewer._meshes
+    first, second = viewer._pool.meshes
     assert first.track_id is None and not first.mesh.visible and second.mesh.visible
     # A new track reuses the free mesh; it shows again once its positions are sent.
     acknowledge(first)
@@ -200,13 +208,13 @@ def test_faces_get_their_own_meshes_and_lost_tracks_are_hidden(viewer, meshes):
     assert first.track_id == 5 and first.mesh.visible
     assert viewer.stats().meshes == 2
     viewer.show(result([]))
-    assert viewer.stats().meshes == 0 and not any(m.mesh.visible for m in viewer._meshes)
+    assert viewer.stats().meshes == 0 and not any(m.mesh.visible for m in viewer._pool.meshes)
 
 
 def test_faces_without_vertices_are_skipped(viewer, meshes):
     [(face, _)] = meshes["emma"]
     viewer.show(result([(1, (face, None))]))
-    assert viewer._meshes == []
+    assert viewer._pool.meshes == []
 
 
 # -- appearance ----------------------------------------------------------------------------------
@@ -221,7 +229,7 @@ def test_appearance_traits_drive_the_scene(viewer):
     viewer.light_elevation = 90.0
     np.testing.assert_allclose(viewer.key_light.position, (0, 3, 0), atol=1e-9)
     viewer.width, viewer.height = 640, 320
-    assert (viewer.renderer.width, viewer.renderer.height, viewer.camera.aspect) == (640, 320, 2.0)
+    assert (viewer.renderer.width, viewer.renderer.height, viewer.view_camera.aspect) == (640, 320, 2.0)
 
 
 @pytest.mark.parametrize("name, value", [("color", "red"), ("color", "#12345"), ("color", "#gggggg"),
@@ -233,7 +241,7 @@ def test_bad_appearance_values_are_rejected(viewer, name, value):
 
 def test_reset_view_asks_the_page_to_reset_the_orbit_controls(viewer):
     messages = []
-    viewer.controls.send = lambda content, buffers=None: messages.append(content)
+    viewer.orbit.send = lambda content, buffers=None: messages.append(content)
     viewer.reset_view()
     assert messages == [{"type": "exec_three_obj_method", "method_name": "reset", "args": []}]
 
@@ -241,7 +249,7 @@ def test_reset_view_asks_the_page_to_reset_the_orbit_controls(viewer):
 def test_a_new_detail_level_gets_new_geometry(viewer, meshes, reconstructor):
     face, full = meshes["emma"][0]
     viewer.show(result([(1, (face, full))]))
-    [mesh] = viewer._meshes
+    [mesh] = viewer._pool.meshes
     old = mesh.position
     acknowledge(mesh)
     low = reconstructor.vertices(face, "low")
@@ -250,16 +258,91 @@ def test_a_new_detail_level_gets_new_geometry(viewer, meshes, reconstructor):
     assert mesh.detail == "low" and mesh.position is not old and old.comm is None
     assert mesh.position.array.shape == (len(level.vertices), 3) == low.shape
     assert np.array_equal(mesh.geometry.index.array, level.triangles[:, ::-1].reshape(-1))
-    assert mesh.mesh.geometry is mesh.geometry and mesh.sent_at is not None
+    assert mesh.mesh.geometry is mesh.geometry and mesh.flights
     # The replaced attribute's late acknowledgement does not end the new geometry's flight.
     old.set_state({"version": 99})
-    assert mesh.sent_at is not None
+    assert mesh.flights
     acknowledge(mesh)
-    assert mesh.sent_at is None and viewer.stats().applied == 2
+    assert not mesh.flights and viewer.stats().applied == 2
 
 
 def test_close_closes_every_widget(viewer, meshes):
     viewer.show(result([(1, meshes["emma"][0])]))
-    widgets = [viewer.renderer, viewer.scene, viewer.material, viewer._meshes[0].position]
+    widgets = [viewer.renderer, viewer.scene, viewer.material, viewer._pool.meshes[0].position]
     viewer.close()
     assert all(w.comm is None for w in widgets)
+
+
+# -- the protocol, the same for both transports ---------------------------------------------------
+def page_applies(viewer, mesh):
+    """What the page does once it has applied ``mesh``'s newest update, as each transport's page
+    says it: pythreejs syncs the position attribute's bumped ``version``; the page link reports
+    the ``seq`` uniform of the face's material."""
+    if viewer.active_transport == "positions":
+        acknowledge(mesh)
+    else:
+        seq = mesh.material.uniforms["seq"]["value"]
+        viewer.link._handle_message(viewer.link, {"type": "applied", "seq": seq}, [])
+
+
+@pytest.fixture(params=["positions", "coefficients"])
+def either(request, reconstructor):
+    """A viewer forced to one transport, with no page: the page link's messages go nowhere."""
+    v = FaceViewer(reconstructor.levels, max_faces=2, transport=request.param)
+    v.link.send = lambda content, buffers=None: None
+    assert v.active_transport == request.param
+    yield v
+    v.close()
+
+
+def updates(meshes, n):
+    """``n`` different updates of emma's face (the chin pushed further each time)."""
+    [(face, vertices)] = meshes["emma"]
+    return [(face, deformed(vertices, k + 1)) for k in range(n)]
+
+
+def test_each_transport_keeps_its_window_in_flight_and_the_newest_wins(either, meshes):
+    window = either._pool.transport.window
+    assert window == {"positions": 1, "coefficients": 3}[either.active_transport]
+    faces = updates(meshes, window + 3)
+    for i, face in enumerate(faces):
+        either.show(result([(1, face)], captured_at=100.0 + i))
+    [mesh] = either._pool.meshes
+    # The mesh's creation carried the first update; window updates fly, the newest of the rest waits.
+    assert len(mesh.flights) == window and mesh.pending[1] == 100.0 + len(faces) - 1
+    seqs = [f.seq for f in mesh.flights]
+    assert seqs == sorted(set(seqs))
+    page_applies(either, mesh)
+    # One acknowledgement of the newest seq ends every older flight too; the waiting update goes.
+    assert mesh.pending is None and [f.captured_at for f in mesh.flights] == [100.0 + len(faces) - 1]
+    assert either.stats().applied == window
+    page_applies(either, mesh)
+    stats = either.stats()
+    assert not mesh.flights and stats.applied == window + 1 and stats.lost == 0
+    assert stats.transport == either.active_transport and stats.meshes == 1 and stats.flight_p50 >= 0
+
+
+def test_each_transport_ignores_acknowledgements_of_nothing_in_flight(either, meshes):
+    either.show(result([(1, updates(meshes, 1)[0])]))
+    [mesh] = either._pool.meshes
+    either._pool.applied(-5.0)
+    assert len(mesh.flights) == 1 and either.stats().applied == 0
+    page_applies(either, mesh)
+    page_applies(either, mesh)  # again: nothing left to end
+    assert not mesh.flights and either.stats().applied == 1
+
+
+def test_each_transport_gives_up_an_update_after_the_timeout(either, meshes):
+    either.ack_timeout = 0.05
+    faces = updates(meshes, 2 + either._pool.transport.window)
+    either.show(result([(1, faces[0])]))
+    [mesh] = either._pool.meshes
+    for face in faces[1:-1]:
+        either.show(result([(1, face)]))
+    flying = list(mesh.flights)
+    assert len(flying) == either._pool.transport.window
+    time.sleep(0.1)
+    either.show(result([(1, faces[-1])]))
+    # Every update past the timeout counts as lost, and the newest goes out in its place.
+    assert either.stats().lost == len(flying) and [f.seq for f in mesh.flights] == [mesh.seq]
+    assert mesh.seq > flying[-1].seq

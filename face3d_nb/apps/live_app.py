@@ -2,16 +2,18 @@
 
 Data flows one way: the page's frame grabber hands JPEG frames to :meth:`Engine.submit` (kernel
 main thread, never blocks); the engine's worker reconstructs and calls back with each result, which
-goes to the viewer (ack-paced mesh updates), the pose plots and, when shown, the 2D landmark view;
-a stats thread refreshes the panel once a second. Settings flow from the controls to the engine and
-the grabber. Once the page has loaded, the round trip to it is measured and sets the mesh detail and
-camera input size (the page says so). The save buttons deliver the current mesh, a screenshot and
-session recordings as browser downloads.
+goes to the viewer (ack-paced mesh updates, sent from the worker as the engine's subscriber
+contract allows), the pose plots and, when the 2D landmark view is shown, an overlay thread that
+draws and encodes the newest result a few times a second; a stats thread refreshes the panel once a
+second. Settings flow from the controls to the engine and the grabber. Once the page has loaded,
+the round trip to it is measured and sets the mesh detail and camera input size (the page says
+so). The save buttons deliver the current mesh, a screenshot and session recordings as browser
+downloads.
 
 When the models are not installed the app shows what is missing and a button that downloads them
-(with a progress bar), then starts. :meth:`FaceApp.close` stops the engine, the stats thread and
-the camera, leaves any download in progress to finish its file and start nothing more, and closes
-every widget.
+(with a progress bar), then starts. :meth:`FaceApp.close` stops the engine, the overlay and stats
+threads and the camera, leaves any download in progress to finish its file and start nothing more,
+and closes every widget.
 """
 
 from __future__ import annotations
@@ -26,16 +28,18 @@ import cv2
 import ipywidgets as widgets
 from ipywebrtc import CameraStream
 
-from ..models.store import AssetError, ModelsMissingError, ModelStore
-from ..widgets.camera import FrameGrabber, camera_constraints
-from ..live.config import EngineConfig
-from ..widgets.controls import ControlPanel, StatsPanel
-from ..live.engine import Engine, ErrorEvent, FrameResult
 from ..core.export import draw_overlay
-from ..view.page_defaults import defaults_for
 from ..core.pipeline import Reconstructor
-from ..widgets.plots import PosePlot
 from ..core.runtime import CUDA_FALLBACK, cuda_available
+from ..live.config import EngineConfig
+from ..live.engine import Engine
+from ..live.events import ErrorEvent, FrameResult
+from ..live.handoff import Handoff
+from ..models.store import AssetError, ModelsMissingError, ModelStore
+from ..view.page_defaults import defaults_for
+from ..widgets.camera import FrameGrabber, camera_constraints
+from ..widgets.controls import ControlPanel, StatsPanel
+from ..widgets.plots import PosePlot
 from ..widgets.save_panel import SavePanel
 from ..widgets.viewer import FaceViewer
 
@@ -43,7 +47,7 @@ __all__ = ["FaceApp"]
 
 log = logging.getLogger(__name__)
 
-# The 2D view is a convenience: a few pictures a second are enough and keep JPEG work off the worker.
+# The 2D view is a convenience: a few pictures a second are enough.
 _OVERLAY_INTERVAL = 0.2
 _STATS_INTERVAL = 1.0
 _JOIN_TIMEOUT = 10.0
@@ -65,6 +69,11 @@ class FaceApp(widgets.VBox):
     ``grabber``, ``controls``, ``stats_panel``, ``frame_view``, ``plot`` (pose plots), ``save_panel``
     (save buttons), ``provider_note``; ``viewer.link`` shows why the app starts with its settings.
     Until the models are installed they are None and the app shows the download panel.
+
+    ``start_settings``: the starting settings the app chose from the page's first round-trip
+    measurement (:func:`~face3d_nb.view.page_defaults.defaults_for`: ``rtt_ms``, ``detail``,
+    ``input_size`` and the ``reason`` the page shows) and applied to the controls; None until that
+    measurement arrives, and always None with ``link_defaults=False``.
     """
 
     def __init__(self, config: EngineConfig | None = None, *, store: ModelStore | None = None,
@@ -87,20 +96,24 @@ class FaceApp(widgets.VBox):
         self.save_panel: SavePanel | None = None
         self.provider_note: widgets.HTML | None = None
         self.link_defaults = link_defaults
+        self.start_settings = None
         self._levels = None
         self._latest: FrameResult | None = None
         self._closed = threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._unsubscribe = None
-        self._last_overlay = 0.0
+        self._overlay: Handoff[FrameResult] | None = None
         try:
-            reconstructor = reconstructor or Reconstructor(self.store.resolve(self.config.arch),
-                                                           threads=self.config.threads, provider=self.config.provider)
+            reconstructor = reconstructor or self._load_models(self.config.provider)
         except ModelsMissingError as exc:
             self._show_download(str(exc))
             return
         self._start(reconstructor)
+
+    def _load_models(self, provider: str) -> Reconstructor:
+        return Reconstructor.installed(self.config.arch, threads=self.config.threads, provider=provider,
+                                       store=self.store)
 
     # -- running ---------------------------------------------------------------------------
     def _start(self, reconstructor: Reconstructor) -> None:
@@ -124,6 +137,7 @@ class FaceApp(widgets.VBox):
             self._show_provider(self.config.provider)
             self._levels = reconstructor.levels
             self.engine = Engine(self.config, reconstructor=reconstructor, clock=time.time)
+            self._overlay = Handoff(self._draw_overlay, interval=_OVERLAY_INTERVAL, name="face3d-overlay")
             self.save_panel = SavePanel(self.viewer.renderer, lambda: self._latest,
                                         lambda detail: self._levels.detail(detail).triangles, self.engine.subscribe,
                                         header={"arch": reconstructor.paths.arch,
@@ -158,15 +172,19 @@ class FaceApp(widgets.VBox):
         self.engine.submit(jpeg, captured_at=captured_at, seq=seq)
 
     def _on_event(self, event: FrameResult | ErrorEvent) -> None:
+        # On the engine's worker: only what the subscriber contract allows there (the mesh update
+        # is a widget message); the 2D view's drawing and JPEG encoding go to the overlay thread.
         if isinstance(event, ErrorEvent):
             return
         self._latest = event
         self.viewer.show(event)
-        if self.controls.show_frame and event.frame is not None and time.monotonic() - self._last_overlay > _OVERLAY_INTERVAL:
-            self._last_overlay = time.monotonic()
-            ok, jpeg = cv2.imencode(".jpg", draw_overlay(event.frame, [f.face for f in event.faces]))
-            if ok:
-                self.frame_view.value = jpeg.tobytes()
+        if self.controls.show_frame and event.frame is not None:
+            self._overlay.offer(event)
+
+    def _draw_overlay(self, event: FrameResult) -> None:
+        ok, jpeg = cv2.imencode(".jpg", draw_overlay(event.frame, [f.face for f in event.faces]))
+        if ok:
+            self.frame_view.value = jpeg.tobytes()
 
     def _on_setting(self, change) -> None:
         name, value = change["name"], change["new"]
@@ -188,9 +206,7 @@ class FaceApp(widgets.VBox):
     def _switch_provider(self, provider: str) -> None:
         # New ONNX sessions: stop, load the models for ``provider``, start again (a second or two).
         self.engine.stop()
-        reconstructor = Reconstructor(self.store.resolve(self.config.arch), threads=self.config.threads,
-                                      provider=provider)
-        self.engine.set_reconstructor(reconstructor)
+        self.engine.set_reconstructor(self._load_models(provider))
         self.engine.update_config(provider=provider)
         self.engine.start()
         if self.controls.paused:
@@ -205,7 +221,8 @@ class FaceApp(widgets.VBox):
     def _on_link(self, change) -> None:
         # The first measurement only: later ones must not undo the user's choices.
         self.viewer.link.unobserve(self._on_link, "rtt_ms")
-        chosen = defaults_for(change["new"], software=self.viewer.link.software)
+        # Kept before it is applied: whoever sees the page's note finds the settings behind it.
+        self.start_settings = chosen = defaults_for(change["new"], software=self.viewer.link.software)
         self.controls.detail = chosen.detail
         self.controls.input_size = chosen.input_size
         self.viewer.link.note = chosen.reason
@@ -251,8 +268,7 @@ class FaceApp(widgets.VBox):
             try:
                 self.store.fetch(self.store.keys_for(self.config.arch, bfm=bfm.value), progress=report)
                 status.value = "loading the models…"
-                reconstructor = Reconstructor(self.store.resolve(self.config.arch), threads=self.config.threads,
-                                              provider=self.config.provider)
+                reconstructor = self._load_models(self.config.provider)
             except AssetError as exc:
                 status.value = f"<span class='face3d-fetch-error'>{html.escape(str(exc))}</span>"
                 button.disabled = False
@@ -281,6 +297,8 @@ class FaceApp(widgets.VBox):
             self._unsubscribe()
         if self.engine is not None:
             self.engine.stop()
+        if self._overlay is not None:
+            self._overlay.close()
         for thread in self._threads:
             if thread is not threading.current_thread():
                 # A download in progress finishes its current file first; it starts nothing after.

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import ipywidgets as widgets
 
-from ..models.store import ModelStore
 from ..core.detail import DetailLevels
 from ..core.pipeline import load_morphable_model
-from ..widgets.plots import PosePlot
 from ..live.recording import read_recording
 from ..live.replayer import Replayer
+from ..models.store import ModelStore
+from ..widgets.plots import PosePlot
 from ..widgets.viewer import FaceViewer
 
 __all__ = ["ENV_DETAIL", "ENV_FILE", "ReplayApp"]

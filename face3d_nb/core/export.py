@@ -15,7 +15,7 @@ from typing import BinaryIO
 import cv2
 import numpy as np
 
-__all__ = ["MESH_FORMATS", "vertex_colors", "mesh_bytes", "write_obj", "write_ply", "draw_overlay"]
+__all__ = ["MESH_FORMATS", "draw_overlay", "mesh_bytes", "vertex_colors", "write_obj", "write_ply"]
 
 #: Mesh file formats: name -> MIME type.
 MESH_FORMATS = {"obj": "model/obj", "ply": "application/ply"}

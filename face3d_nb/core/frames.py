@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ["ImageError", "as_bgr", "decode_image", "read_image"]
+__all__ = ["ImageError", "as_bgr", "decode_image", "frame_to_bgr", "read_image", "shrink_to"]
 
 # Far beyond any camera or photo we expect, small enough that a hostile header cannot make us
 # allocate gigabytes.
@@ -46,6 +46,27 @@ def as_bgr(image: np.ndarray, order: str = "bgr") -> np.ndarray:
     if order == "rgb":
         return cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     return np.ascontiguousarray(image)
+
+
+def frame_to_bgr(frame: np.ndarray | bytes, max_bytes: int, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """A frame as BGR uint8: an array through :func:`as_bgr`, encoded bytes (at most ``max_bytes``,
+    decoding to at most ``max_pixels``) through :func:`decode_image`; :class:`ImageError` otherwise."""
+    if isinstance(frame, np.ndarray):
+        return as_bgr(frame)
+    if len(frame) > max_bytes:
+        raise ImageError(f"encoded frame of {len(frame)} bytes is over max_encoded_bytes ({max_bytes})")
+    return decode_image(bytes(frame), max_pixels)
+
+
+def shrink_to(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """``image`` shrunk (area interpolation) so its long side is at most ``max_side`` pixels, and
+    the scale applied (new pixels per old pixel, <= 1); ``image`` itself when it is small enough."""
+    h, w = image.shape[:2]
+    if max(h, w) <= max_side:
+        return image, 1.0
+    scale = max_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
 
 
 def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:

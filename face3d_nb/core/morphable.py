@@ -22,7 +22,7 @@ from threadpoolctl import ThreadpoolController
 
 from ..models.safe_pickle import load_pkl
 
-__all__ = ["MorphableModel", "Pose", "image_affine", "split_params", "pose_from_params", "similar_transform"]
+__all__ = ["MorphableModel", "Pose", "image_affine", "pose_from_params", "similar_transform", "split_params"]
 
 N_SHAPE, N_EXPR = 40, 10
 # Side of the square crop the regressor sees; the camera matrix maps model units to its pixels.

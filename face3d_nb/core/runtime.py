@@ -1,14 +1,20 @@
-"""ONNX Runtime sessions with our threading and provider choices."""
+"""ONNX Runtime sessions with our threading and provider choices.
+
+onnxruntime is imported by the functions that use it, not with this module: the provider names
+are needed by light modules (the engine's settings) that must load without it.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import onnxruntime as ort
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
-__all__ = ["CUDA_FALLBACK", "create_session", "cuda_available", "PROVIDERS"]
+__all__ = ["CUDA_FALLBACK", "PROVIDERS", "create_session", "cuda_available"]
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +25,8 @@ CUDA_FALLBACK = ("CUDA requested but this onnxruntime has no CUDA provider; usin
 
 def cuda_available() -> bool:
     """Whether the installed onnxruntime has the CUDA execution provider."""
+    import onnxruntime as ort
+
     return PROVIDERS["cuda"] in ort.get_available_providers()
 
 
@@ -34,6 +42,8 @@ def create_session(model_path: str | Path, *, threads: int = 0, provider: str = 
     Asking for CUDA where the installed onnxruntime has no CUDA provider falls back to the CPU and
     logs :data:`CUDA_FALLBACK` (once per process).
     """
+    import onnxruntime as ort
+
     if provider not in PROVIDERS:
         raise ValueError(f"unknown execution provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
     options = ort.SessionOptions()

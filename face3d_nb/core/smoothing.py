@@ -17,6 +17,7 @@ Two choices make it work on 3DMM parameters:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from math import log10, pi
 
@@ -25,7 +26,7 @@ import numpy as np
 from .morphable import CROP_SIZE, MorphableModel, pose_from_params
 from .pipeline import Face
 
-__all__ = ["FaceSmoother", "OneEuroFilter", "OneEuroParams", "crop_params", "image_params"]
+__all__ = ["FaceSmoother", "OneEuroFilter", "OneEuroParams", "TrackSmoothers", "crop_params", "image_params"]
 
 # Strength 0 -> 1 moves the resting cutoff from _CUTOFF_WEAK to _CUTOFF_STRONG (log scale).
 _CUTOFF_WEAK, _CUTOFF_STRONG = 8.0, 0.4
@@ -192,3 +193,30 @@ class FaceSmoother:
         landmarks = self.model.landmarks_3d(smoothed, face.roi_box)
         self._previous = landmarks[:, :2].astype(np.float64)
         return replace(face, params=smoothed, pose=pose_from_params(smoothed), landmarks=landmarks)
+
+
+class TrackSmoothers:
+    """A :class:`FaceSmoother` per track: ``smoothers(faces, t, strength)`` smooths each
+    ``(track_id, Face)`` of one frame (captured at ``t`` seconds) with its track's smoother, starting
+    one for a new track and dropping those of tracks that are not in ``faces``."""
+
+    def __init__(self, model: MorphableModel):
+        self.model = model
+        self._by_track: dict[int, FaceSmoother] = {}
+
+    def reset(self) -> None:
+        """Forget every track."""
+        self._by_track = {}
+
+    def __call__(self, faces: Sequence[tuple[int, Face]], t: float, strength: float) -> list[tuple[int, Face]]:
+        live = {track_id for track_id, _ in faces}
+        self._by_track = {k: v for k, v in self._by_track.items() if k in live}
+        out = []
+        for track_id, face in faces:
+            smoother = self._by_track.get(track_id)
+            if smoother is None:
+                smoother = self._by_track[track_id] = FaceSmoother(self.model, strength)
+            elif smoother.strength != strength:
+                smoother.strength = strength
+            out.append((track_id, smoother(face, t)))
+        return out

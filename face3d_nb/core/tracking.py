@@ -30,6 +30,7 @@ import numpy as np
 
 from .pipeline import Face, Reconstructor
 from .regressor import roi_box_from_bbox, roi_box_from_landmarks
+from .timing import elapsed_ms
 
 __all__ = ["Tracker", "TrackerStep", "iou", "landmark_box", "visible_share"]
 
@@ -118,7 +119,7 @@ class Tracker:
         if not detect:
             start = time.perf_counter()
             followed = self._follow(image)
-            regress_ms += _ms(start)
+            regress_ms += elapsed_ms(start)
             doubtful = any(not self._plausible(old.face, new, shape) for old, new in zip(self._tracks, followed))
             if doubtful:
                 detect = True
@@ -128,10 +129,10 @@ class Tracker:
         if detect:
             start = time.perf_counter()
             boxes = self.reconstructor.detector(image)
-            detect_ms = _ms(start)
+            detect_ms = elapsed_ms(start)
             start = time.perf_counter()
             self._redetect(image, boxes)
-            regress_ms += _ms(start)
+            regress_ms += elapsed_ms(start)
             self._since_detect = 1
         return TrackerStep(tuple((t.track_id, t.face) for t in self._tracks), detect, detect_ms, regress_ms)
 
@@ -208,7 +209,3 @@ def _side(box: np.ndarray) -> float:
 def _with_landmark_box(face: Face) -> Face:
     # A tracked face has no detector box: report its landmark box, with a NaN score.
     return replace(face, box=np.append(landmark_box(face.landmarks), np.nan).astype(np.float32))
-
-
-def _ms(start: float) -> float:
-    return (time.perf_counter() - start) * 1000

@@ -1,6 +1,7 @@
 """The live layer: frames arriving in real time become a stream of events. The event types, the
-threaded newest-wins engine, its settings and statistics, session recordings, playing recordings
-back (the replayer) and feeding a video file in as a camera would (the video source).
+threaded newest-wins engine, its settings and statistics, handing slow work on its events to a
+thread of its own (the handoff), session recordings, playing recordings back (the replayer) and
+feeding a video file in as a camera would (the video source).
 
 May import :mod:`face3d_nb.core` and :mod:`face3d_nb.models`; no widget library and nothing of
 :mod:`face3d_nb.view`, so scripts and the CLI run the engine without Jupyter.

@@ -12,9 +12,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..models.store import ARCHS
 from ..core.detail import LEVELS
 from ..core.runtime import PROVIDERS
+from ..models.store import ARCHS
 
 __all__ = ["RESTART_KEYS", "EngineConfig", "parse_override"]
 

@@ -11,9 +11,15 @@ source delivered its next frame late).
 The worker runs, per frame: decode (encoded bytes to BGR, shrink to ``max_input_size``) ->
 detect/track (:mod:`~face3d_nb.core.tracking`) -> regress -> reconstruct (smoothing per track,
 :mod:`~face3d_nb.core.smoothing`, and the dense mesh), then calls every subscriber with a
-:class:`FrameResult`, or an :class:`ErrorEvent` when the frame failed. Subscribers run on the worker
-thread and should return quickly (hand the result to the UI thread, don't draw there); one that
-raises is logged and counted, and the others still get the event.
+:class:`~face3d_nb.live.events.FrameResult`, or an :class:`~face3d_nb.live.events.ErrorEvent` when
+the frame failed; one that raises is logged and counted, and the others still get the event.
+
+The subscriber contract: subscribers run on the worker, one after another, and the next frame
+waits for them. There a subscriber may keep or count the event, append a line to an open file, and
+set widget traits or send widget messages (ipywidgets sends from any thread without waiting for the
+page, so mesh updates leave at once). It must not encode or draw pictures, write whole files, or
+wait for another thread, the page or the network: such work goes to a thread of its own, handed the
+newest event (:class:`~face3d_nb.live.handoff.Handoff`).
 
 Times: ``captured_at`` and the engine's ``clock`` (default ``time.monotonic``) share one time base;
 they drive smoothing, ``max_fps``, frame rates and the ``wait`` and ``end_to_end`` latencies. Stage
@@ -26,72 +32,23 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
+from ..core.frames import ImageError, frame_to_bgr, shrink_to
+from ..core.pipeline import Reconstructor
+from ..core.smoothing import TrackSmoothers
+from ..core.timing import elapsed_ms
+from ..core.tracking import Tracker, TrackerStep
 from .config import RESTART_KEYS, EngineConfig
-from ..core.frames import ImageError, as_bgr, decode_image
-from ..core.pipeline import Face, Reconstructor
-from ..core.smoothing import FaceSmoother
+from .events import ErrorEvent, Event, FrameResult, TrackedFace
 from .stats import EngineStats, StatsRecorder
 from .subscribers import Subscribers
-from ..core.tracking import Tracker, TrackerStep
 
-__all__ = ["Engine", "ErrorEvent", "FrameResult", "TrackedFace", "scale_face"]
+__all__ = ["Engine"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrackedFace:
-    """One face in one frame: ``track_id`` stable across frames (never reused by an engine);
-    ``face`` smoothed params, pose and landmarks in the processed frame's pixels; ``vertices``
-    (K, 3) float32 mesh in the same pixels at the frame's detail level (K = 38365 at ``"full"``),
-    or None when ``config.dense`` is off."""
-
-    track_id: int
-    face: Face
-    vertices: np.ndarray | None
-
-
-@dataclass(frozen=True)
-class FrameResult:
-    """The outcome of one processed frame.
-
-    ``seq`` the submit sequence number (the caller's, or the engine's count of submitted frames
-    from 0); ``captured_at`` seconds on the engine's clock; ``frame_shape`` (h, w) of the frame as
-    processed (after the ``max_input_size`` cap); ``faces`` by track id; ``timings`` milliseconds
-    per stage (see :data:`~face3d_nb.live.stats.STAGES`); ``detected`` whether the detector ran;
-    ``frame`` the processed BGR uint8 frame, which is the submitted array itself when that needed
-    no conversion or shrinking (None when ``config.keep_frame`` is off); ``scale``
-    processed pixels per input pixel (<= 1): divide coordinates by it for the input's pixels;
-    ``detail`` the mesh detail level of the faces' vertices (its triangles:
-    ``reconstructor.levels.detail(detail).triangles``).
-    """
-
-    seq: int
-    captured_at: float
-    frame_shape: tuple[int, int]
-    faces: tuple[TrackedFace, ...]
-    timings: dict[str, float]
-    detected: bool
-    frame: np.ndarray | None
-    scale: float = 1.0
-    detail: str = "full"
-
-
-@dataclass(frozen=True)
-class ErrorEvent:
-    """A frame that could not be processed: ``error`` is a one-line message."""
-
-    seq: int
-    captured_at: float
-    error: str
-
-
-Event = FrameResult | ErrorEvent
 
 
 @dataclass(frozen=True)
@@ -99,16 +56,6 @@ class _Job:
     frame: np.ndarray | bytes
     captured_at: float
     seq: int
-
-
-def scale_face(face: Face, factor: float) -> Face:
-    """``face`` in pixels ``factor`` times larger (the same 3DMM parameters and pose).
-
-    The regressor's camera is relative to its crop, so scaling the boxes scales the geometry.
-    """
-    box = face.box.copy()
-    box[:4] *= factor
-    return replace(face, box=box, roi_box=face.roi_box * factor, landmarks=face.landmarks * np.float32(factor))
 
 
 class Engine:
@@ -142,7 +89,7 @@ class Engine:
         # Owned by the worker thread while it runs.
         self._reconstructor: Reconstructor | None = None
         self._tracker: Tracker | None = None
-        self._smoothers: dict[int, FaceSmoother] = {}
+        self._smoothers: TrackSmoothers | None = None
 
     # -- control ---------------------------------------------------------------------------
     @property
@@ -170,14 +117,14 @@ class Engine:
         config = self._config
         reconstructor = self._given
         if reconstructor is None:
-            reconstructor = Reconstructor(arch=config.arch, threads=config.threads, provider=config.provider)
-        _warm_up(reconstructor, config.max_input_size)
+            reconstructor = Reconstructor.installed(config.arch, threads=config.threads, provider=config.provider)
+        reconstructor.warm_up(config.max_input_size)
         # Build the detail level now rather than on the first camera frame.
         reconstructor.levels.model(config.detail)
         with self._cond:
             self._reconstructor = reconstructor
             self._tracker = Tracker(reconstructor)
-            self._smoothers = {}
+            self._smoothers = TrackSmoothers(reconstructor.model)
             self._stopping = self._paused = self._reset_requested = False
             self._last_start = float("-inf")
             self._thread = threading.Thread(target=self._run, name="face3d-engine", daemon=True)
@@ -253,8 +200,8 @@ class Engine:
             return self._pending is None and not self._busy
 
     def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
-        """Call ``callback(event)`` on the worker thread for every result or error; returns a
-        function that ends this subscription (calling it again does nothing)."""
+        """Call ``callback(event)`` on the worker for every result or error (see the subscriber contract
+        above); returns a function that ends this subscription (calling it again does nothing)."""
         return self._subscribers.subscribe(callback)
 
     def stats(self) -> EngineStats:
@@ -310,7 +257,7 @@ class Engine:
                         self._cond.notify_all()
         finally:
             self._tracker = None
-            self._smoothers = {}
+            self._smoothers = None
             self._reconstructor = None
 
     def _take(self) -> tuple[_Job, EngineConfig, bool] | None:
@@ -338,23 +285,23 @@ class Engine:
             return None
 
     def _process(self, job: _Job, config: EngineConfig, reset: bool) -> None:
-        picked = self._clock()
+        timings = {"wait": (self._clock() - job.captured_at) * 1000}
         start = time.perf_counter()
-        timings = {"wait": (picked - job.captured_at) * 1000}
         try:
             if reset:
                 self._reset()
-            image, scale = self._prepare(job.frame, config)
-            timings["decode"] = _ms(start)
+            image, scale = shrink_to(frame_to_bgr(job.frame, config.max_encoded_bytes, config.max_pixels),
+                                     config.max_input_size)
+            timings["decode"] = elapsed_ms(start)
             step = self._track(image, config)
             timings["detect"], timings["regress"] = step.detect_ms, step.regress_ms
             begin = time.perf_counter()
             faces = self._reconstruct(step, job.captured_at, config)
-            timings["reconstruct"] = _ms(begin)
+            timings["reconstruct"] = elapsed_ms(begin)
         except Exception as exc:  # noqa: BLE001 - one bad frame must not end the stream
             self._fail(job, exc)
             return
-        timings["total"] = _ms(start)
+        timings["total"] = elapsed_ms(start)
         timings["end_to_end"] = (self._clock() - job.captured_at) * 1000
         result = FrameResult(
             seq=job.seq,
@@ -383,23 +330,7 @@ class Engine:
 
     def _reset(self) -> None:
         self._tracker.reset()
-        self._smoothers = {}
-
-    def _prepare(self, frame: np.ndarray | bytes, config: EngineConfig) -> tuple[np.ndarray, float]:
-        if isinstance(frame, np.ndarray):
-            image = as_bgr(frame)
-        else:
-            if len(frame) > config.max_encoded_bytes:
-                raise ImageError(
-                    f"encoded frame of {len(frame)} bytes is over max_encoded_bytes ({config.max_encoded_bytes})"
-                )
-            image = decode_image(bytes(frame), config.max_pixels)
-        h, w = image.shape[:2]
-        if max(h, w) <= config.max_input_size:
-            return image, 1.0
-        scale = config.max_input_size / max(h, w)
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
+        self._smoothers.reset()
 
     def _track(self, image: np.ndarray, config: EngineConfig) -> TrackerStep:
         tracker = self._tracker
@@ -409,32 +340,11 @@ class Engine:
         return tracker.step(image)
 
     def _reconstruct(self, step: TrackerStep, t: float, config: EngineConfig) -> tuple[TrackedFace, ...]:
-        live = {track_id for track_id, _ in step.faces}
-        self._smoothers = {k: v for k, v in self._smoothers.items() if k in live}
-        out = []
-        for track_id, face in step.faces:
-            smoother = self._smoothers.get(track_id)
-            if smoother is None:
-                smoother = self._smoothers[track_id] = FaceSmoother(self._reconstructor.model, config.smoothing)
-            elif smoother.strength != config.smoothing:
-                smoother.strength = config.smoothing
-            face = smoother(face, t)
-            vertices = self._reconstructor.vertices(face, config.detail) if config.dense else None
-            out.append(TrackedFace(track_id, face, vertices))
-        return tuple(out)
+        rec = self._reconstructor
+        return tuple(TrackedFace(track_id, face, rec.vertices(face, config.detail) if config.dense else None)
+                     for track_id, face in self._smoothers(step.faces, t, config.smoothing))
 
     def _publish(self, event: Event) -> None:
         for _ in range(self._subscribers.publish(event)):
             self._stats.count("callback_errors")
 
-
-def _warm_up(reconstructor: Reconstructor, size: int) -> None:
-    # ONNX Runtime allocates its buffers on the first run; do that now rather than on the first
-    # camera frame, which would otherwise take several frame intervals.
-    blank = np.zeros((size * 3 // 4, size, 3), np.uint8)
-    reconstructor.detector(blank)
-    reconstructor.regressor(blank, [[0.0, 0.0, 120.0, 120.0]])
-
-
-def _ms(start: float) -> float:
-    return (time.perf_counter() - start) * 1000

@@ -55,7 +55,7 @@ class Recorder:
 
     ``Recorder(path, **header)`` creates (or truncates) ``path`` and writes the header with the
     extra ``header`` fields (e.g. ``arch``, ``model``). Calling it with a
-    :class:`~face3d_nb.live.engine.FrameResult` appends one line; other events are ignored. Thread-safe;
+    :class:`~face3d_nb.live.events.FrameResult` appends one line; other events are ignored. Thread-safe;
     ``close()`` (or leaving a ``with`` block) flushes and closes the file.
     """
 

@@ -1,7 +1,7 @@
 """Playing a recording back as engine events, at the recorded pace, frame-exact.
 
 A :class:`Replayer` turns each :class:`~face3d_nb.live.recording.RecordedFrame` into the
-:class:`~face3d_nb.live.engine.FrameResult` the live engine would have published: the recorded
+:class:`~face3d_nb.live.events.FrameResult` the live engine would have published: the recorded
 parameters (bit for bit), boxes and track ids, the pose and landmarks computed from those
 parameters, and the mesh decoded at the chosen detail level. Anything that subscribes to an engine
 (the 3D viewer, the plots, a :class:`~face3d_nb.live.recording.Recorder`) can subscribe to a replayer.
@@ -20,10 +20,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from ..core.morphable import pose_from_params
 from ..core.detail import DetailLevels
-from .engine import FrameResult, TrackedFace
+from ..core.morphable import pose_from_params
 from ..core.pipeline import Face
+from .events import FrameResult, TrackedFace
 from .recording import RecordedFrame
 from .subscribers import Subscribers
 

@@ -27,7 +27,7 @@ class EngineStats:
     Counts since start: ``submitted`` frames given to ``submit``; ``processed`` frames that gave a
     result; ``dropped`` frames replaced by a newer one before the worker took them, or discarded
     while paused or stopped; ``skipped`` frames passed over by ``frame_skip``; ``errors`` frames that
-    failed (an :class:`~face3d_nb.live.engine.ErrorEvent` each); ``callback_errors`` subscriber calls
+    failed (an :class:`~face3d_nb.live.events.ErrorEvent` each); ``callback_errors`` subscriber calls
     that raised. Once the engine is idle, ``submitted == processed + errors + dropped + skipped``.
 
     ``input_fps`` and ``processed_fps``: frames per second over the last ``rate_window`` seconds.

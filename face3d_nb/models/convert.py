@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-__all__ = ["build_regressor", "build_detector", "save_model"]
+__all__ = ["build_detector", "build_regressor", "save_model"]
 
 _OPSET = 17
 _BN_EPS = 1e-5

@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-__all__ = ["UnsafePickleError", "load_pkl", "load_legacy_pth"]
+__all__ = ["UnsafePickleError", "load_legacy_pth", "load_pkl"]
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL = 1001

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "ARCHS",
     "AssetError",
-    "ModelsMissingError",
     "ModelPaths",
     "ModelStore",
-    "ARCHS",
+    "ModelsMissingError",
     "default_home",
     "git_blob_sha1",
     "load_manifest",

@@ -1,6 +1,6 @@
 """Decoding the face mesh on the GPU: the browser's share of the work, prepared (and emulated) in numpy.
 
-The mesh is linear in the parameters, so the page can rebuild it from a few numbers per frame if
+The mesh is linear in the parameters, so the page can rebuild it from a few numbers per update if
 it holds the model once::
 
     view = pose @ (mean + W a) + offset        (per vertex; pose (3, 3), offset (3,))
@@ -10,8 +10,8 @@ it holds the model once::
   half-float texture. Half floats halve the load; the mean shape stays out of the texture because
   its rounding (1/2048 of the face) would put visible noise on flat shading, while the deformations
   W a, normalised per coefficient, lose about 1/4000 of their own much smaller size.
-- Per frame (:func:`frame_uniforms`): the pose and offset, already composed with the view framing,
-  and the coefficients, scaled to undo the per-coefficient normalisation: 62 numbers in all.
+- Per update (:func:`face_uniforms`): the pose and offset, already composed with the view
+  transform, and the coefficients, scaled to undo the per-coefficient normalisation: 62 numbers in all.
 
 Texture layout: coefficients are taken four at a time (``G = ceil(n / 4)`` groups, zero padded);
 texel ``i = (3 G v + 3 g + c)`` holds ``W[4g:4g+4, 3v+c] / scale[4g:4g+4]`` for vertex ``v``, group
@@ -20,9 +20,9 @@ texel ``i = (3 G v + 3 g + c)`` holds ``W[4g:4g+4, 3v+c] / scale[4g:4g+4]`` for 
 axis; every index stays below 2**24, so its float arithmetic is exact. :func:`emulate` does exactly
 what the shader does, for tests.
 
-The view frame: ``MorphableModel`` shifts each decoded mesh so its minimum z is 0, which the page
-cannot know without decoding; both transports instead use the frame of the face's 68 landmarks
-(z shifted so *their* minimum is 0, as ``landmarks_3d`` returns them), see :func:`face_affine`.
+The depth: ``MorphableModel`` shifts each decoded mesh so its minimum z is 0, which the page cannot
+know without decoding; both transports draw in the frame of the face's 68 landmarks instead
+(:func:`~face3d_nb.view.view_transform.landmark_frame_shift`), see :func:`face_affine`.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.morphable import MorphableModel, image_affine, split_params
-from .framing import Framing
+from .view_transform import ViewTransform, landmark_frame_shift
 
-__all__ = ["TEXTURE_WIDTH", "BasisTexture", "FrameUniforms", "emulate", "face_affine", "frame_uniforms", "pack_basis"]
+__all__ = ["TEXTURE_WIDTH", "BasisTexture", "FaceUniforms", "emulate", "face_affine", "face_uniforms", "pack_basis"]
 
 TEXTURE_WIDTH = 2048
 _MAX_ROWS = 2048
@@ -84,10 +84,10 @@ def pack_basis(basis: np.ndarray, n_vertices: int) -> BasisTexture:
 
 
 @dataclass(frozen=True)
-class FrameUniforms:
-    """One face's per-frame numbers for the shader, in view coordinates.
+class FaceUniforms:
+    """One face's numbers for the shader in one update, in view coordinates.
 
-    ``pose`` (3, 3) and ``offset`` (3,) float32 map model units to view units (framing included);
+    ``pose`` (3, 3) and ``offset`` (3,) float32 map model units to view units (view transform included);
     ``coefficients`` (G, 4) float32 scaled to the texture's normalisation (G = 0 without a basis).
     """
 
@@ -104,40 +104,40 @@ class FrameUniforms:
         return out
 
 
-def face_affine(model: MorphableModel, params: np.ndarray, roi_box) -> np.ndarray:
-    """(3, 4) float64 affine from model units to image pixels in the face's landmark frame: z
-    shifted so the 68 landmarks' minimum z is 0, as ``model.landmarks_3d`` returns them."""
+def face_affine(model: MorphableModel, params: np.ndarray, roi_box, landmarks: np.ndarray) -> np.ndarray:
+    """(3, 4) float64 affine from model units to image pixels in the frame of the face's
+    ``landmarks`` (68, 3) image pixels, as ``model.landmarks_3d(params, roi_box)`` returns them."""
     affine = image_affine(params, roi_box).astype(np.float64)
     _, _, shp, exp = split_params(params)
     shape = model.mean[model.landmarks].astype(np.float64)
     if model.basis is not None:
         rows = model.basis.reshape(len(model.basis), -1, 3)[:, model.landmarks]
         shape += np.tensordot(np.concatenate([shp, exp]), rows, axes=1)
-    affine[2, 3] -= (shape @ affine[2, :3] + affine[2, 3]).min()
+    affine[2, 3] -= landmark_frame_shift(shape @ affine[2, :3] + affine[2, 3], landmarks)
     return affine
 
 
-def frame_uniforms(model: MorphableModel, params: np.ndarray, roi_box, framing: Framing,
-                   texture: BasisTexture | None) -> FrameUniforms:
-    """The uniforms that make the shader draw the face of ``params`` / ``roi_box`` as the position
-    transport draws ``framing.apply`` of its mesh in the landmark frame. ``model`` is the level's
-    model the ``texture`` was packed from (None for a model without basis)."""
+def face_uniforms(model: MorphableModel, params: np.ndarray, roi_box, landmarks: np.ndarray,
+                  transform: ViewTransform, texture: BasisTexture | None) -> FaceUniforms:
+    """The uniforms that make the shader draw the face of ``params`` / ``roi_box`` / ``landmarks``
+    as the position transport draws ``transform.apply`` of its mesh in the landmark frame.
+    ``model`` is the level's model the ``texture`` was packed from (None for a model without basis)."""
     params = np.asarray(params, np.float32).reshape(-1)
     if not np.isfinite(params).all():
         raise ValueError("params must be finite")
-    affine = face_affine(model, params, roi_box)
-    flip = np.array([1.0, -1.0, 1.0]) * framing.scale
+    affine = face_affine(model, params, roi_box, landmarks)
+    flip = np.array([1.0, -1.0, 1.0]) * transform.scale
     pose = (affine[:, :3] * flip[:, None]).astype(np.float32)
-    offset = ((affine[:, 3] - framing.center) * flip).astype(np.float32)
+    offset = ((affine[:, 3] - transform.center) * flip).astype(np.float32)
     if texture is None:
-        return FrameUniforms(pose, offset, np.zeros((0, 4), np.float32))
+        return FaceUniforms(pose, offset, np.zeros((0, 4), np.float32))
     _, _, shp, exp = split_params(params)
     coefficients = np.zeros(4 * texture.groups, np.float32)
     coefficients[: len(shp) + len(exp)] = np.concatenate([shp, exp])
-    return FrameUniforms(pose, offset, (coefficients * texture.scale).reshape(-1, 4))
+    return FaceUniforms(pose, offset, (coefficients * texture.scale).reshape(-1, 4))
 
 
-def emulate(mean: np.ndarray, texture: BasisTexture | None, uniforms: FrameUniforms) -> np.ndarray:
+def emulate(mean: np.ndarray, texture: BasisTexture | None, uniforms: FaceUniforms) -> np.ndarray:
     """(K, 3) float32 view positions, computed the way ``static/decode.vert`` does (texel addresses
     in float32 included), so tests can check the layout and the uniforms without a browser."""
     shape = np.array(mean, np.float32)

@@ -1,6 +1,6 @@
 """What the page's distance and drawing power mean for the app's starting settings (mesh detail
 and camera input size). Pure Python: the measurements come from the viewer's
-:class:`~face3d_nb.widgets.page_link.TransportLink`.
+:class:`~face3d_nb.widgets.page_link.PageLink`.
 
 A kernel on Binder or another remote machine reaches the page over the internet: every mesh update
 and camera frame pays the distance. A page that draws 3D on the CPU (no usable GPU) pays for every
@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["LinkDefaults", "defaults_for"]
+__all__ = ["PageDefaults", "defaults_for"]
 
 # Round trips (ms) up to which each setting keeps mesh updates flowing: a local or LAN page, a
 # nearby data centre, anything further.
@@ -22,7 +22,7 @@ _FAR = ("low", 256, "over 120 ms")
 
 
 @dataclass(frozen=True)
-class LinkDefaults:
+class PageDefaults:
     """Settings for a page ``rtt_ms`` milliseconds away: mesh ``detail`` level, camera
     ``input_size`` (long side, pixels) and a ``reason`` to show the user."""
 
@@ -32,7 +32,7 @@ class LinkDefaults:
     reason: str
 
 
-def defaults_for(rtt_ms: float, software: bool = False) -> LinkDefaults:
+def defaults_for(rtt_ms: float, software: bool = False) -> PageDefaults:
     """The mesh detail and input size for a page ``rtt_ms`` away: full detail close by, medium
     within 120 ms, low and smaller frames further (or when the time is unknown, NaN). A page that
     draws in ``software`` gets at most medium detail (a quarter of the vertices to draw)."""
@@ -47,4 +47,4 @@ def defaults_for(rtt_ms: float, software: bool = False) -> LinkDefaults:
     measured = f"{rtt_ms:.0f} ms" if math.isfinite(rtt_ms) else "unknown"
     reason = (f"Round trip to the kernel: {measured}, so the app starts with {detail} mesh detail and {size} px "
               f"camera frames ({why}). Change them below.")
-    return LinkDefaults(rtt_ms, detail, size, reason)
+    return PageDefaults(rtt_ms, detail, size, reason)

@@ -1,6 +1,6 @@
 """How fast the page can be reached, and which mesh transport suits that (pure Python, no widgets).
 
-:class:`LinkMeter` keeps timed round trips to the page: each sample is a message of ``nbytes``
+:class:`RoundTrips` keeps timed round trips to the page: each sample is a message of ``nbytes``
 (kernel to page) and the seconds until the page's answer came back. Small messages (under 16 KB)
 give the round trip (latency plus both ends' handling): the smallest of the recent ones. Large
 ones (64 KB and more: timing pings, position updates) give the throughput: their bytes over their
@@ -8,7 +8,7 @@ time beyond that round trip, the median of the recent ones.
 
 :func:`choose_transport` turns that into a decision. With one update in flight per mesh, a
 transport sustains at most ``1 / (round trip + bytes / throughput)`` updates per second; the
-position transport (hundreds of KB per update) is kept while that allows :data:`FAST_RATE`, and
+position transport (hundreds of KB per update, one in flight) is kept while that allows :data:`FAST_RATE`, and
 given up for coefficients (a few hundred bytes) below :data:`SLOW_RATE`. A remote kernel shows up
 as a long round trip and a slow link as a low throughput; both lower that rate.
 """
@@ -19,7 +19,7 @@ import statistics
 import threading
 from collections import deque
 
-__all__ = ["FAST_RATE", "SLOW_RATE", "TRANSPORTS", "LinkMeter", "choose_transport"]
+__all__ = ["FAST_RATE", "SLOW_RATE", "TRANSPORTS", "RoundTrips", "choose_transport"]
 
 TRANSPORTS = ("auto", "positions", "coefficients")
 #: Updates per second below which "auto" switches to coefficients, and above which back to positions.
@@ -27,7 +27,7 @@ SLOW_RATE, FAST_RATE = 10.0, 20.0
 _SMALL, _LARGE = 16_384, 65_536
 
 
-class LinkMeter:
+class RoundTrips:
     """Round trip (s) and throughput (bytes/s) from the last ``window`` samples of each kind.
     Samples may come from one thread while another reads."""
 
@@ -72,7 +72,7 @@ class LinkMeter:
                 f"throughput {'?' if rate is None else f'{rate / 1e6:.2f} MB/s'}")
 
 
-def choose_transport(requested: str, gpu_decode: str, meter: LinkMeter, position_bytes: int,
+def choose_transport(requested: str, gpu_decode: str, round_trips: RoundTrips, position_bytes: int,
                      current: str) -> tuple[str, str]:
     """The transport to use and a one-line reason (empty when there is nothing to say).
 
@@ -91,11 +91,11 @@ def choose_transport(requested: str, gpu_decode: str, meter: LinkMeter, position
         return "coefficients", ""
     if gpu_decode == "":
         return "positions", ""
-    rate = meter.update_rate(position_bytes)
+    rate = round_trips.update_rate(position_bytes)
     if rate is None:
         return current, ""
     if rate < SLOW_RATE:
-        return "coefficients", (f"Mesh updates reach this page slowly ({meter.summary()}; a distant kernel, a slow "
+        return "coefficients", (f"Mesh updates reach this page slowly ({round_trips.summary()}; a distant kernel, a slow "
                                 f"link or a busy browser): sending coefficients, which the page decodes.")
     if rate > FAST_RATE:
         return "positions", ""

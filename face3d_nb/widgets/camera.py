@@ -44,7 +44,7 @@ from ipywidgets import CallbackDispatcher, widget_serialization
 
 from . import STATIC
 
-__all__ = ["FrameGrabber", "FrameCallback", "camera_constraints", "INPUT_SIZES"]
+__all__ = ["INPUT_SIZES", "FrameCallback", "FrameGrabber", "camera_constraints"]
 
 log = logging.getLogger(__name__)
 

@@ -1,12 +1,13 @@
-"""The coefficient transport: face meshes that the page's GPU decodes with a ``ShaderMaterial``.
+"""The model the page's GPU decodes face meshes from, as widgets, for the coefficient transport
+(:mod:`~face3d_nb.widgets.coefficient_transport`).
 
 Per model (a mesh detail level), sent once per page: the mean shape as the float32 ``position``
 attribute, a float ``vertexIndex`` attribute, the view's triangle index and, when the model has a
 basis, the half-float basis texture (:func:`~face3d_nb.view.gpu_packing.pack_basis`; 12 MB at full
 detail). Per face: one ``ShaderMaterial`` (``static/decode.vert`` and ``decode.frag``) on the shared
-geometry. Per update: that material's ``uniforms`` (:func:`~face3d_nb.view.gpu_packing.frame_uniforms`
+geometry. Per update: that material's ``uniforms`` (:func:`~face3d_nb.view.gpu_packing.face_uniforms`
 plus colour, lights and a ``seq`` number the page acknowledges through
-:class:`~face3d_nb.widgets.page_link.TransportLink`), about 1.4 KB instead of the position transport's 460 KB.
+:class:`~face3d_nb.widgets.page_link.PageLink`), about 1.4 KB instead of the position transport's 460 KB.
 
 Built around what pythreejs 2.4.2 (three.js r97) accepts: uniform values are plain lists and
 numbers (numpy arrays are refused; lists of 2-4, 9 and 16 numbers arrive as vectors and matrices,
@@ -21,10 +22,10 @@ import numpy as np
 import pythreejs as three
 
 from ..core.morphable import MorphableModel
-from ..view.gpu_packing import BasisTexture, FrameUniforms, pack_basis
+from ..view.gpu_packing import BasisTexture, FaceUniforms, pack_basis
 from . import STATIC
 
-__all__ = ["CoefficientMeshes", "appearance_uniforms"]
+__all__ = ["CoefficientModel", "appearance_uniforms"]
 
 
 def _shader(name: str, defines: dict[str, str]) -> str:
@@ -46,12 +47,12 @@ def appearance_uniforms(material: three.MeshPhongMaterial, ambient: three.Ambien
     }
 
 
-class CoefficientMeshes:
+class CoefficientModel:
     """The shared widgets of one model's shader meshes, and a factory for the meshes.
 
     ``model`` the morphable model of the detail level shown (its mean shape and basis);
     ``index`` the view's triangle index attribute (shared with the position transport).
-    ``texture`` is the packed basis (None without a basis); ``load_bytes`` what the page loads once.
+    ``texture`` is the packed basis (None without a basis).
     """
 
     def __init__(self, model: MorphableModel, index: three.BufferAttribute):
@@ -71,15 +72,9 @@ class CoefficientMeshes:
         self.vertex_index = three.BufferAttribute(np.arange(model.n_vertices, dtype=np.float32), normalized=False)
         self.geometry = three.BufferGeometry(attributes={"position": self.position, "vertexIndex": self.vertex_index},
                                              index=index)
-        self._index_bytes = np.asarray(index.array).nbytes
-
-    @property
-    def load_bytes(self) -> int:
-        texture = 0 if self.texture is None else self.texture.nbytes
-        return texture + self.model.mean.nbytes + 4 * self.model.n_vertices + self._index_bytes
 
     def material(self, uniforms: dict[str, dict], wireframe: bool) -> three.ShaderMaterial:
-        """A face's own material, created with its first frame's :meth:`uniforms` (an update sent
+        """A face's own material, created with its first update's :meth:`uniforms` (an update sent
         separately could reach the page before the mesh listens to it, and not be drawn)."""
         return three.ShaderMaterial(vertexShader=self._vertex_shader, fragmentShader=self._fragment_shader,
                                     uniforms=uniforms, side="DoubleSide", wireframe=wireframe,
@@ -89,9 +84,9 @@ class CoefficientMeshes:
         """A mesh of the shared geometry drawn by ``material``."""
         return three.Mesh(self.geometry, material, frustumCulled=False)
 
-    def uniforms(self, frame: FrameUniforms, appearance: dict[str, object], seq: float) -> dict[str, dict]:
-        """The ``uniforms`` value for a material: ``appearance``, then ``frame``, ``seq`` and the basis last."""
-        values = {**appearance, **frame.as_lists(), "seq": float(seq)}
+    def uniforms(self, face: FaceUniforms, appearance: dict[str, object], seq: float) -> dict[str, dict]:
+        """The ``uniforms`` value for a material: ``appearance``, then ``face``, ``seq`` and the basis last."""
+        values = {**appearance, **face.as_lists(), "seq": float(seq)}
         if self._basis is not None:
             values["basis"] = self._basis
         return {name: {"value": value} for name, value in values.items()}

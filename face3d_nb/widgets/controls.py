@@ -17,7 +17,7 @@ import traitlets
 
 from ..core.detail import LEVELS
 from ..core.runtime import PROVIDERS
-from ..live.engine import EngineStats
+from ..live.stats import EngineStats
 from .camera import INPUT_SIZES
 from .viewer import FaceViewer, MeshStats
 

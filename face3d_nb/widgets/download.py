@@ -27,11 +27,10 @@ import logging
 import math
 import re
 import threading
-from collections.abc import Callable
 
 import anywidget
 import traitlets
-from ipywidgets import CallbackDispatcher, Widget, widget_serialization
+from ipywidgets import Widget, widget_serialization
 
 from . import STATIC
 
@@ -40,9 +39,6 @@ __all__ = ["Downloader", "safe_filename"]
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-#: ``callback(name: str, size: int)`` when the page reports a download handed to the browser.
-DeliveredCallback = Callable[[str, int], None]
 
 
 def safe_filename(name: str) -> str:
@@ -84,7 +80,6 @@ class Downloader(anywidget.AnyWidget):
         super().__init__(target=target, **kwargs)
         self._lock = threading.Lock()
         self._next_id = 0
-        self._callbacks = CallbackDispatcher()
         self.on_msg(self._handle_message)
 
     @traitlets.validate("chunk_size")
@@ -92,10 +87,6 @@ class Downloader(anywidget.AnyWidget):
         if proposal["value"] < 1024:
             raise traitlets.TraitError(f"chunk_size must be at least 1024 bytes, got {proposal['value']}")
         return proposal["value"]
-
-    def on_delivered(self, callback: DeliveredCallback, remove: bool = False) -> None:
-        """Register (or with ``remove=True`` unregister) ``callback(name, size)`` for delivered files."""
-        self._callbacks.register_callback(callback, remove=remove)
 
     def deliver(self, name: str, data: bytes, mime: str = "application/octet-stream") -> int:
         """Send ``data`` to the page to be saved as ``name``; returns the delivery's id (any thread)."""
@@ -132,7 +123,6 @@ class Downloader(anywidget.AnyWidget):
             size = size if isinstance(size, int) and not isinstance(size, bool) else 0
             self.set_trait("delivered", self.delivered + 1)
             self.message = f"saved {name} ({_size(size)})"
-            self._callbacks(name, size)
         elif kind == "failed":
             self.set_trait("failed", self.failed + 1)
             reason = str(content.get("reason", "unknown reason"))[:300]

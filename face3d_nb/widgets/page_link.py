@@ -1,25 +1,45 @@
-"""TransportLink: the kernel's line to the page that shows the viewer.
+"""PageLink: the kernel's line to the page that shows the viewer.
 
-A small anywidget (front end ``static/transportlink.js``) that tells the kernel when a page has
-loaded, what its GPU can do, how fast it answers, and when a coefficient update has been applied.
-The viewer chooses and paces its mesh transport with it; the app chooses its starting settings.
+A small anywidget (front end ``static/page_link.js``) that tells the kernel when a page has loaded,
+what its GPU can do and how fast it answers, and acknowledges coefficient updates. The viewer
+chooses and paces its mesh transport with it; the app chooses its starting settings.
 
-The protocol
-------------
-- page -> kernel, once per page load: ``{"type": "hello", "renderer": str}``, the WebGL renderer's
-  name ("" when the browser hides it). The kernel counts the page and times the link to it.
-- page -> kernel, once per page: the trait ``gpu_decode`` becomes ``"ok"`` or the reason the page
-  cannot decode meshes on its GPU. The page finds out by drawing: a vertex shader fetches a texel
-  of a half-float texture and the point it colours is read back (vertex texture fetch and half-float
-  textures in one test; WebGL 1 also needs screen-space derivatives for the flat normals).
-- kernel -> page: ``{"type": "ping", "id": int}`` with zero or one buffer of any size; page ->
-  kernel: ``{"type": "pong", "id": int}`` as soon as it arrives. One ping is in flight at a time;
-  each round trip goes to :attr:`TransportLink.meter` (a :class:`~face3d_nb.view.transport_choice.LinkMeter`). A ping
-  unanswered after ``ping_timeout`` seconds is given up. When the queue of pings has run out,
-  ``rtt_ms`` is the round trip measured.
-- page -> kernel: ``{"type": "applied", "seq": float}`` once three.js has an update of the
-  ``uniforms`` of a material listed in ``materials`` (it is drawn at the next animation frame), and
-  for a material's current uniforms when it starts being watched; ``seq`` is the ``seq`` uniform.
+The protocol between the kernel and the page
+--------------------------------------------
+One table for the viewer's whole conversation with the page (``static/page_link.js`` and
+``static/decode.vert`` point here). "Applied" means three.js has the update; it is drawn at the
+next animation frame.
+
+===================  ==============================================  ==========================================
+direction            message or trait                                answer, and what the kernel does with it
+===================  ==============================================  ==========================================
+page -> kernel       ``{"type": "hello", "renderer": str}``, once    the kernel counts the page (``pages``),
+                     per page load; the WebGL renderer's name ("" if  keeps ``renderer`` and times the link to
+                     hidden)                                         the page with :data:`FIRST_PINGS`
+page -> kernel       trait ``gpu_decode``, once per page: ``"ok"``   the viewer may send coefficients (found
+                     or why the page cannot decode on its GPU        out by drawing: a vertex shader fetches a
+                                                                     half-float texel that is read back)
+kernel -> page       ``{"type": "ping", "id": int}``, zero or one    ``{"type": "pong", "id": int}`` at once;
+                     buffer of any size                              the round trip goes to ``round_trips``
+kernel -> page       position update: a face's ``position``          pythreejs's front end bumps the
+                     ``BufferAttribute.array`` reassigned            attribute's ``version`` trait: applied
+kernel -> page       coefficient update: a face material's           ``{"type": "applied", "seq": float}``,
+                     ``uniforms``, with a ``seq`` uniform            for materials listed in ``materials``
+                                                                     (and for a material's current uniforms
+                                                                     when it starts being watched)
+===================  ==============================================  ==========================================
+
+Windows, what may be unanswered at once: one ping; per face mesh, the transport's ``window`` of
+updates (:class:`~face3d_nb.widgets.position_transport.PositionTransport`: 1,
+:class:`~face3d_nb.widgets.coefficient_transport.CoefficientTransport`: 3). Updates produced
+meanwhile wait, newest wins.
+
+Acknowledgements: every update has a ``seq``; an acknowledgement of ``seq`` ends that update and
+any older one of the same face mesh (:meth:`~face3d_nb.widgets.mesh_pool.MeshPool.applied`).
+
+Timeout: :data:`ACK_TIMEOUT` seconds, for every answer above (the defaults of the link's
+``ping_timeout`` and the viewer's ``ack_timeout``). An unanswered ping is given up; an unacknowledged
+update counts as lost and makes room for the next one, so a page that comes back is served again.
 
 Every page showing the widgets answers, so with several pages open the first answer counts.
 """
@@ -39,22 +59,25 @@ import pythreejs as three
 import traitlets
 from ipywidgets import CallbackDispatcher, widget_serialization
 
-from ..view.transport_choice import LinkMeter
+from ..view.transport_choice import RoundTrips
 from . import STATIC
 
-__all__ = ["TransportLink"]
+__all__ = ["ACK_TIMEOUT", "FIRST_PINGS", "PageLink"]
 
 log = logging.getLogger(__name__)
 
+#: Seconds after which an unanswered ping or mesh update is given up (see the protocol above).
+ACK_TIMEOUT = 5.0
 #: A first measurement: three small pings for the round trip, one of 256 KB for the throughput.
 FIRST_PINGS = (0, 0, 0, 262_144)
 # WebGL renderer names of the CPU rasterisers browsers fall back to without a usable GPU.
 _SOFTWARE = re.compile(r"swiftshader|llvmpipe|softpipe|software|basic render", re.IGNORECASE)
 
 
-class TransportLink(anywidget.AnyWidget):
+class PageLink(anywidget.AnyWidget):
     """Capability check, round-trip timing and update acknowledgements; see the module docstring.
-    ``clock`` times the pings (seconds).
+    ``clock`` times the pings (seconds); ``round_trips`` (a
+    :class:`~face3d_nb.view.transport_choice.RoundTrips`) keeps what they measured.
 
     Traits:
 
@@ -63,20 +86,21 @@ class TransportLink(anywidget.AnyWidget):
     - ``note`` (""): a line shown where the widget is displayed (hidden when empty): the app says
       there why it starts with its settings.
     - ``message`` (""): a line shown below it (hidden when empty); the viewer's transport message.
-    - ``ping_timeout`` (10.0, kernel only): seconds after which an unanswered ping is given up.
+    - ``ping_timeout`` (:data:`ACK_TIMEOUT`, kernel only): seconds after which an unanswered ping is
+      given up.
     - ``pages`` (0, read-only): page loads so far (each says hello).
     - ``renderer`` ("", read-only): the last page's WebGL renderer name; see :attr:`software`.
     - ``rtt_ms`` (NaN, read-only): the round trip to the page, ms, as of the last measurement.
     """
 
-    _esm = STATIC / "transportlink.js"
+    _esm = STATIC / "page_link.js"
     _css = STATIC / "face3d.css"
 
     materials = traitlets.List(traitlets.Instance(three.ShaderMaterial)).tag(sync=True, **widget_serialization)
     gpu_decode = traitlets.Unicode("").tag(sync=True)
     note = traitlets.Unicode("").tag(sync=True)
     message = traitlets.Unicode("").tag(sync=True)
-    ping_timeout = traitlets.Float(10.0)
+    ping_timeout = traitlets.Float(ACK_TIMEOUT)
     pages = traitlets.Int(0, read_only=True)
     renderer = traitlets.Unicode("", read_only=True)
     rtt_ms = traitlets.Float(math.nan, read_only=True)
@@ -84,7 +108,7 @@ class TransportLink(anywidget.AnyWidget):
     def __init__(self, clock: Callable[[], float] = time.monotonic, **kwargs):
         super().__init__(**kwargs)
         self._clock = clock
-        self.meter = LinkMeter()
+        self.round_trips = RoundTrips()
         self._lock = threading.Lock()
         self._queue: deque[int] = deque()
         self._in_flight: tuple[int, int, float] | None = None
@@ -139,13 +163,13 @@ class TransportLink(anywidget.AnyWidget):
                 if self._in_flight is None or content.get("id") != self._in_flight[0]:
                     return
                 _, nbytes, sent = self._in_flight
-                self.meter.add(nbytes, self._clock() - sent)
+                self.round_trips.add(nbytes, self._clock() - sent)
                 self._in_flight = None
                 self._send_next()
                 finished = self._in_flight is None
             if finished:
                 # Observers may use the link: not under the lock.
-                round_trip = self.meter.round_trip
+                round_trip = self.round_trips.round_trip
                 self.set_trait("rtt_ms", math.nan if round_trip is None else round_trip * 1000)
         else:
             log.debug("ignored a page message %r", content)

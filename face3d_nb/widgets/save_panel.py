@@ -21,7 +21,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from ..core.export import MESH_FORMATS, mesh_bytes, vertex_colors
-from ..live.engine import FrameResult
+from ..live.events import FrameResult
 from ..live.recording import Recorder
 from .download import Downloader
 
@@ -46,7 +46,7 @@ class SavePanel(widgets.VBox):
     """Save buttons and their status line.
 
     ``renderer``: the pythreejs ``Renderer`` the screenshot is taken of; ``latest()``: the newest
-    :class:`~face3d_nb.live.engine.FrameResult` shown, or None; ``triangles(detail)``: (T, 3)
+    :class:`~face3d_nb.live.events.FrameResult` shown, or None; ``triangles(detail)``: (T, 3)
     triangles of a detail level; ``subscribe(callback)``: subscribes to the engine and returns the
     unsubscriber (``Engine.subscribe``); ``header``: extra fields for recordings' header line.
 

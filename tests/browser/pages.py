@@ -1,9 +1,9 @@
-"""Browser end-to-end fixtures and page helpers for the app tests (import the fixtures by name).
+"""Page helpers for the browser tests (their fixtures are in this folder's conftest.py).
 
 The tests drive Debian's Chromium (software WebGL) against real servers they start; they skip,
 saying why, when Chromium or the Jupyter stack is missing. Timeouts are generous (a shared 2-core
 machine runs the browser, the server, the kernel and the engine at once) and every wait polls
-for a condition. Not a conftest.py: tests/conftest.py is imported as ``conftest`` by the tests.
+for a condition.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import VIDEO
-from harness import chromium_missing, launch_chromium, wait_until, write_y4m
+from face3d_nb.testing.browser import chromium_missing, wait_until
 
 SKIP = chromium_missing()
 requires_browser = pytest.mark.skipif(SKIP is not None, reason=SKIP or "")
@@ -27,20 +26,11 @@ VIEWPORT = {"width": 1280, "height": 900}
 PAGE_TIMEOUT_MS = 240_000
 
 
-@pytest.fixture(scope="session")
-def fake_camera(tmp_path_factory) -> Path:
-    """The test video as the raw YUV4MPEG2 file Chromium's fake camera plays (looped)."""
-    if not VIDEO.is_file():
-        pytest.skip(f"test video not found at {VIDEO}")
-    return write_y4m(VIDEO, tmp_path_factory.mktemp("camera") / "obama.y4m")
-
-
 _playwright = None
 
 
 def shared_playwright():
-    """The test process's one Playwright driver (its sync API allows only one at a time, and
-    each test module that imports these fixtures gets its own copy of them)."""
+    """The test process's one Playwright driver (its sync API allows only one at a time)."""
     global _playwright
     if _playwright is None:
         from playwright.sync_api import sync_playwright  # noqa: PLC0415
@@ -48,19 +38,6 @@ def shared_playwright():
         _playwright = sync_playwright().start()
         atexit.register(_playwright.stop)
     return _playwright
-
-
-@pytest.fixture(scope="session")
-def playwright_session():
-    return shared_playwright()
-
-
-@pytest.fixture(scope="session")
-def browser(playwright_session, fake_camera):
-    """Chromium whose camera is the fake one and whose camera permission is granted."""
-    browser = launch_chromium(playwright_session, fake_camera)
-    yield browser
-    browser.close()
 
 
 def screenshot(page, name: str, tmp_path: Path) -> Path:

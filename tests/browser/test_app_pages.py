@@ -10,13 +10,11 @@ from __future__ import annotations
 import time
 
 import pytest
+from pages import PAGE_TIMEOUT_MS, VIEWPORT, local_only, requires_browser, screenshot, wait_for_stat
 
-from conftest import requires_assets
-from harness import KernelProbe, Server, launch_chromium, wait_until
-from pages import (PAGE_TIMEOUT_MS, VIEWPORT, browser, fake_camera, local_only, playwright_session,  # noqa: F401
-                   requires_browser, screenshot, stat, wait_for_stat)
+from face3d_nb.testing.browser import KernelProbe, Server, launch_chromium, wait_until
 
-pytestmark = [requires_assets, requires_browser]
+pytestmark = [pytest.mark.real_assets, requires_browser]
 
 
 def probe_for(server: Server, known: set | frozenset = frozenset()) -> KernelProbe:
@@ -36,8 +34,8 @@ def app_threads(probe: KernelProbe) -> list[str]:
 
 # -- Voila ----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def voila(model_store, tmp_path_factory):
-    with Server("voila", tmp_path_factory.mktemp("voila"), model_store.home) as server:
+def voila(real_store, tmp_path_factory):
+    with Server("voila", tmp_path_factory.mktemp("voila"), real_store.home) as server:
         yield server
 
 
@@ -144,8 +142,8 @@ def test_a_denied_camera_shows_a_message(voila, playwright_session, fake_camera,
 
 # -- JupyterLab ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def lab(model_store, tmp_path_factory):
-    with Server("lab", tmp_path_factory.mktemp("lab"), model_store.home) as server:
+def lab(real_store, tmp_path_factory):
+    with Server("lab", tmp_path_factory.mktemp("lab"), real_store.home) as server:
         yield server
 
 

@@ -8,14 +8,14 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from pages import PAGE_TIMEOUT_MS, VIEWPORT, local_only, requires_browser
 
-from conftest import record_video, requires_assets
 from face3d_nb.live.recording import read_recording
-from harness import KernelProbe, Server, wait_until
-from pages import (PAGE_TIMEOUT_MS, VIEWPORT, browser, fake_camera, local_only, playwright_session,  # noqa: F401
-                   requires_browser)
+from face3d_nb.testing.assets import VIDEO
+from face3d_nb.testing.browser import KernelProbe, Server, wait_until
+from face3d_nb.testing.recordings import record_video
 
-pytestmark = [requires_assets, requires_browser]
+pytestmark = [pytest.mark.real_assets, requires_browser]
 
 FRAMES = 30
 
@@ -33,8 +33,8 @@ class ReplayServer(Server):
 
 
 @pytest.fixture(scope="module")
-def recording(reconstructor, tmp_path_factory):
-    return record_video(reconstructor, tmp_path_factory.mktemp("replay-page") / "session.jsonl", FRAMES)
+def recording(real_reconstructor, tmp_path_factory):
+    return record_video(real_reconstructor, tmp_path_factory.mktemp("replay-page") / "session.jsonl", FRAMES, VIDEO)
 
 
 def test_replay_page_plays_the_recording_frame_exact(recording, model_store, browser, tmp_path):

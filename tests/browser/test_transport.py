@@ -16,12 +16,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
-from conftest import REFERENCE, ROOT, requires_assets
-from harness import BROWSER_ARGS, CHROMIUM, KernelProbe, NotebookServer, chromium_missing, wait_until, write_notebook
 from pages import SHOTS, shared_playwright
 
-pytestmark = [requires_assets, pytest.mark.skipif(chromium_missing() is not None, reason=str(chromium_missing()))]
+from face3d_nb.testing.assets import REFERENCE
+from face3d_nb.testing.browser import (
+    BROWSER_ARGS,
+    CHROMIUM,
+    KernelProbe,
+    NotebookServer,
+    chromium_missing,
+    wait_until,
+    write_notebook,
+)
+
+pytestmark = [pytest.mark.real_assets, pytest.mark.skipif(chromium_missing() is not None, reason=str(chromium_missing()))]
 
 MODELS = ("mean", "synthetic")
 TRANSPORTS = ("positions", "coefficients")
@@ -29,17 +37,16 @@ SIZE = 320
 
 KERNEL = """
 import sys, time
-sys.path.insert(0, {tests!r})
 import numpy as np
 import ipywidgets as widgets
 from IPython.display import display
 from face3d_nb.models.store import ModelStore
 from face3d_nb.core.morphable import pose_from_params
 from face3d_nb.core.detail import DetailLevels
-from face3d_nb.live.engine import FrameResult, TrackedFace
+from face3d_nb.live.events import FrameResult, TrackedFace
 from face3d_nb.core.pipeline import Face, load_morphable_model
 from face3d_nb.widgets.viewer import FaceViewer
-from synthetic import COEFFICIENT_SIZES, with_synthetic_basis
+from face3d_nb.testing.basis import COEFFICIENT_SIZES, with_synthetic_basis
 
 mean = load_morphable_model(ModelStore().resolve())
 models = {{"mean": mean, "synthetic": with_synthetic_basis(mean)}}
@@ -73,7 +80,7 @@ def state():
 
 def idle():
     # Every update sent has been acknowledged by the page.
-    return all(not m.flights and m.pending is None for v in viewers.values() for m in v._meshes)
+    return all(not m.flights and m.pending is None for v in viewers.values() for m in v._pool.meshes)
 
 display(widgets.VBox([widgets.HBox([viewers[f"{{n}}-{{t}}"].renderer for t in {transports!r}]) for n in models]))
 """
@@ -90,11 +97,11 @@ for (const Context of [WebGLRenderingContext, WebGL2RenderingContext]) {
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, model_store):
+def server(tmp_path_factory, real_store):
     work = tmp_path_factory.mktemp("transport")
-    code = KERNEL.format(tests=str(ROOT / "tests"), reference=str(REFERENCE / "emma.npz"), transports=TRANSPORTS,
+    code = KERNEL.format(reference=str(REFERENCE / "emma.npz"), transports=TRANSPORTS,
                          size=SIZE)
-    with NotebookServer(write_notebook(work / "transport.ipynb", code), work, model_store.home) as running:
+    with NotebookServer(write_notebook(work / "transport.ipynb", code), work, real_store.home) as running:
         yield running
 
 

@@ -1,4 +1,6 @@
-// The face mesh decoded on the GPU: view = pose * (mean + W a) + offset (face3d_nb/gpudecode.py).
+// The face mesh decoded on the GPU: view = pose * (mean + W a) + offset (face3d_nb/view/gpu_packing.py,
+// whose emulate() does the same in numpy). The uniforms are one coefficient update: see the protocol
+// table in face3d_nb/widgets/page_link.py.
 // Defined by the caller: COEFFICIENT_GROUPS (G, 0 without a basis) and BASIS_ROWS (texture height).
 // three.js supplies position (the mean shape, model units) and the camera matrices; written in
 // GLSL ES 1.00 style, which three.js translates for WebGL 2.

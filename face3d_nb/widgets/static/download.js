@@ -1,5 +1,5 @@
 // Front end of face3d_nb.widgets.download.Downloader: files from the kernel and screenshots of a 3D view
-// become browser downloads. The protocol is described in face3d_nb/download.py's module docstring.
+// become browser downloads. The protocol is described in face3d_nb/widgets/download.py's module docstring.
 
 function save(blob, name) {
   const url = URL.createObjectURL(blob);

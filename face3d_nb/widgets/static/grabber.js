@@ -1,13 +1,17 @@
 // Front end of face3d_nb.widgets.camera.FrameGrabber: camera frames -> JPEG -> kernel, acknowledgement paced.
-// The protocol is described in face3d_nb/camera.py's module docstring.
+// The protocol is described in face3d_nb/widgets/camera.py's module docstring.
+//
+// One Grabber per model, made in initialize, owns the camera and the capture loop; a view (render)
+// only shows the preview and the status. anywidget gives initialize and each render a model proxy
+// of their own, so a map keyed by the model would not find the Grabber from render: the default
+// export is a factory, called once per model, whose closure holds that model's Grabber.
 
 const ACK_TIMEOUT_MS = 5000; // an unacknowledged frame counts as lost after this long (kernel restarted)
 
+const DENIED = "Camera access was denied. Allow the camera for this page (in the address bar) and reload the page.";
 const MESSAGES = {
-  NotAllowedError:
-    "Camera access was denied. Allow the camera for this page (in the address bar) and reload the page.",
-  SecurityError:
-    "Camera access was denied. Allow the camera for this page (in the address bar) and reload the page.",
+  NotAllowedError: DENIED,
+  SecurityError: DENIED,
   NotFoundError: "No camera was found. Connect a camera and reload the page.",
   OverconstrainedError: "No camera supports the requested resolution.",
   NotReadableError: "The camera could not be started: another application may be using it.",
@@ -47,12 +51,7 @@ class TrackFrames {
 
   async read(onFrame) {
     for (;;) {
-      let result;
-      try {
-        result = await this.reader.read();
-      } catch (error) {
-        return;
-      }
+      const result = await this.reader.read().catch(() => ({ done: true }));
       if (result.done) return;
       if (this.latest) this.latest.frame.close();
       this.latest = { frame: result.value, at: performance.timeOrigin + performance.now() };
@@ -61,12 +60,10 @@ class TrackFrames {
   }
 
   take() {
-    const latest = this.latest;
+    if (!this.latest) return null;
+    const { frame, at } = this.latest;
     this.latest = null;
-    if (!latest) return null;
-    const { frame, at } = latest;
-    const width = frame.displayWidth;
-    const height = frame.displayHeight;
+    const { displayWidth: width, displayHeight: height } = frame;
     const draw = async (context, w, h) => {
       try {
         const rgba = new Uint8ClampedArray(width * height * 4);
@@ -99,15 +96,11 @@ class TrackFrames {
 
 class VideoFrames {
   constructor(stream, onFrame) {
-    this.video = document.createElement("video");
-    this.video.muted = true;
-    this.video.playsInline = true;
-    this.video.srcObject = stream;
+    this.video = Object.assign(document.createElement("video"), { muted: true, playsInline: true, srcObject: stream });
     this.fresh = null;
     this.stopped = false;
     const tick = (now, metadata) => {
-      const at = performance.timeOrigin + ((metadata && metadata.captureTime) || performance.now());
-      this.fresh = at;
+      this.fresh = performance.timeOrigin + ((metadata && metadata.captureTime) || performance.now());
       onFrame();
       if (!this.stopped) this.video.requestVideoFrameCallback(tick);
     };
@@ -132,9 +125,7 @@ class VideoFrames {
   }
 }
 
-// One per model: owns the stream, the frame source and the grab loop. Views only register
-// themselves (and show the preview); the loop runs while at least one view is attached and the
-// page is visible.
+// The stream, the frame source and the grab loop; it runs while a view is attached and the page is visible.
 class Grabber {
   constructor(model) {
     this.model = model;
@@ -148,10 +139,21 @@ class Grabber {
     this.starting = null;
     this.timer = null;
     this.canvas = null;
-    document.addEventListener("visibilitychange", () => this.update());
+    this.disposed = false;
+    this.onVisibility = () => this.update();
+    document.addEventListener("visibilitychange", this.onVisibility);
     model.on("msg:custom", (msg) => this.onMessage(msg));
     model.on("change:enabled", () => this.update());
     model.on("change:max_fps", () => this.pump());
+  }
+
+  // The model is gone: stop reading the camera (anywidget drops the listeners on initialize's model).
+  dispose() {
+    this.disposed = true;
+    document.removeEventListener("visibilitychange", this.onVisibility);
+    clearTimeout(this.timer);
+    if (this.source) this.source.stop();
+    this.source = null;
   }
 
   setStatus(status, message = "") {
@@ -172,9 +174,7 @@ class Grabber {
       if (camera && typeof camera.captureStream === "function") return camera.captureStream();
     }
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-      const error = new Error(INSECURE);
-      error.name = "InsecureContext";
-      throw error;
+      throw Object.assign(new Error(INSECURE), { name: "InsecureContext" });
     }
     return navigator.mediaDevices.getUserMedia(this.model.get("constraints"));
   }
@@ -188,6 +188,7 @@ class Grabber {
       this.setStatus(statusFor(error), error.name === "InsecureContext" ? INSECURE : explain(error));
       return;
     }
+    if (this.disposed) return;
     const track = stream.getVideoTracks()[0];
     if (!track || track.readyState === "ended") {
       this.setStatus("ended", ENDED);
@@ -209,7 +210,8 @@ class Grabber {
       this.setStatus("error", explain(error));
       return;
     }
-    this.update();
+    if (this.disposed) this.dispose();
+    else this.update();
   }
 
   get running() {
@@ -293,15 +295,7 @@ class Grabber {
   }
 }
 
-const grabbers = new WeakMap();
-
-function grabberFor(model) {
-  if (!grabbers.has(model)) grabbers.set(model, new Grabber(model));
-  return grabbers.get(model);
-}
-
-function render({ model, el }) {
-  const grabber = grabberFor(model);
+function renderView(grabber, { model, el }) {
   el.classList.add("face3d-camera");
   const preview = document.createElement("img");
   preview.className = "face3d-camera-preview";
@@ -343,4 +337,13 @@ function render({ model, el }) {
   };
 }
 
-export default { render };
+export default () => {
+  let grabber = null;
+  return {
+    initialize({ model }) {
+      grabber = new Grabber(model);
+      return () => grabber.dispose();
+    },
+    render: (view) => renderView(grabber, view),
+  };
+};

@@ -1,5 +1,10 @@
 // Front end of face3d_nb.widgets.plots.PosePlot: the last seconds of pose and expression on a canvas.
-// The protocol is described in face3d_nb/plots.py's module docstring.
+// The protocol is described in face3d_nb/widgets/plots.py's module docstring.
+//
+// One Plot per model, made in initialize, keeps the samples and draws every view's canvas; a view
+// (render) only adds its canvas. anywidget gives initialize and each render a model proxy of their
+// own, so a map keyed by the model would not find the Plot from render: the default export is a
+// factory, called once per model, whose closure holds that model's Plot.
 
 const COLORS = ["#e53935", "#43a047", "#1e88e5", "#8e24aa", "#fb8c00", "#00897b", "#6d4c41", "#d81b60",
   "#3949ab", "#7cb342", "#546e7a", "#c0ca33", "#5e35b1"];
@@ -16,10 +21,10 @@ class Plot {
     this.draws = 0;
     this.drawTime = 0;
     this.lastReport = performance.now();
+    this.greeted = false;
     model.on("msg:custom", (msg, buffers) => this.onMessage(msg, buffers));
     model.on("change:window", () => this.schedule());
     model.on("change:n_expression", () => this.schedule());
-    model.send({ type: "hello" });
   }
 
   onMessage(msg, buffers) {
@@ -147,6 +152,9 @@ class Plot {
   }
 
   attach(canvas) {
+    // The kernel answers with the samples it keeps: the first view shows the last seconds at once.
+    if (!this.greeted) this.model.send({ type: "hello" });
+    this.greeted = true;
     this.canvases.add(canvas);
     this.schedule();
   }
@@ -156,15 +164,7 @@ class Plot {
   }
 }
 
-const plots = new WeakMap();
-
-function plotFor(model) {
-  if (!plots.has(model)) plots.set(model, new Plot(model));
-  return plots.get(model);
-}
-
-function render({ model, el }) {
-  const plot = plotFor(model);
+function renderView(plot, { model, el }) {
   el.classList.add("face3d-plot");
   const canvas = document.createElement("canvas");
   el.appendChild(canvas);
@@ -179,4 +179,12 @@ function render({ model, el }) {
   };
 }
 
-export default { render };
+export default () => {
+  let plot = null;
+  return {
+    initialize({ model }) {
+      plot = new Plot(model);
+    },
+    render: (view) => renderView(plot, view),
+  };
+};

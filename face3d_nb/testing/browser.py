@@ -1,4 +1,4 @@
-"""Real servers, a real browser and a fake camera for the end-to-end tests and the app benchmark.
+"""Real servers, a real browser and a fake camera for the browser tests and the app benchmarks.
 
 - :func:`write_y4m` turns a video file into the raw YUV4MPEG2 file Chromium's fake camera plays.
 - :class:`Server` runs Voila (``face3d-nb app``) or JupyterLab as a subprocess on a free
@@ -26,7 +26,8 @@ from pathlib import Path
 
 import cv2
 
-ROOT = Path(__file__).resolve().parents[2]
+from .assets import ROOT
+
 CHROMIUM = Path(os.environ.get("FACE3D_CHROMIUM", "/usr/bin/chromium"))
 
 

@@ -1,5 +1,9 @@
-// Front end of face3d_nb.widgets.page_link.TransportLink: hello, GPU capability check, echo of timing
-// pings, and acknowledgements of coefficient updates. The protocol is in face3d_nb/transportlink.py's docstring.
+// Front end of face3d_nb.widgets.page_link.PageLink. The kernel<->page protocol (messages, windows,
+// the timeout) is the table in face3d_nb/widgets/page_link.py's module docstring.
+// Sections: the GPU probe (what the page can decode), pings, material acknowledgements, the status
+// view. Per-model state lives in initialize()'s closure; the status view needs none of it.
+
+// -- The GPU probe ---------------------------------------------------------------------------------
 
 const HALF = { 0.25: 0x3400, 0.5: 0x3800, 0.75: 0x3a00, 1: 0x3c00 };
 
@@ -91,47 +95,75 @@ function decodeSupport(gl, gl2) {
   }
 }
 
+// -- Pings -----------------------------------------------------------------------------------------
+
+// Answer each timing ping at once: the kernel measures the round trip.
+function answerPings(model) {
+  const onMessage = (msg) => {
+    if (msg && msg.type === "ping") model.send({ type: "pong", id: msg.id });
+  };
+  model.on("msg:custom", onMessage);
+  return () => model.off("msg:custom", onMessage);
+}
+
+// -- Material acknowledgements ---------------------------------------------------------------------
+
 // Acknowledge each uniforms update of the watched materials once three.js has it (as pythreejs
 // acknowledges a position array: applied, to be drawn at the next animation frame), and a
 // material's current update when watching starts (it may have arrived before the watch).
-function watchMaterials(model) {
-  let watched = [];
-  let generation = 0;
-  const acknowledge = (material) => {
-    const seq = material.get("uniforms")?.seq?.value;
-    if (typeof seq === "number") model.send({ type: "applied", seq });
-  };
-  const update = async () => {
-    const mine = ++generation;
-    for (const [material, listener] of watched) material.off("change:uniforms", listener);
-    watched = [];
-    const refs = model.get("materials") || [];
-    const materials = await Promise.all(
-      refs.map((ref) => model.widget_manager.get_model(String(ref).slice("IPY_MODEL_".length))),
-    );
-    if (mine !== generation) return; // a newer list arrived meanwhile
-    watched = materials.map((material) => {
-      // A microtask runs once this change has been dispatched, pythreejs's own handler included.
-      const listener = () => queueMicrotask(() => acknowledge(material));
-      material.on("change:uniforms", listener);
-      acknowledge(material);
-      return [material, listener];
-    });
-  };
-  model.on("change:materials", () => update().catch((e) => console.error("face3d: watching materials", e)));
-  update().catch((e) => console.error("face3d: watching materials", e));
+function acknowledge(model, material) {
+  const seq = material.get("uniforms")?.seq?.value;
+  if (typeof seq === "number") model.send({ type: "applied", seq });
 }
 
-function initialize({ model }) {
-  model.on("msg:custom", (msg) => {
-    if (msg && msg.type === "ping") model.send({ type: "pong", id: msg.id });
+function unwatch(state) {
+  for (const [material, listener] of state.watched) material.off("change:uniforms", listener);
+  state.watched = [];
+}
+
+async function watchMaterials(model, state) {
+  const mine = ++state.generation;
+  unwatch(state);
+  const refs = model.get("materials") || [];
+  const materials = await Promise.all(
+    refs.map((ref) => model.widget_manager.get_model(String(ref).slice("IPY_MODEL_".length))),
+  );
+  if (mine !== state.generation) return; // a newer list arrived meanwhile
+  state.watched = materials.map((material) => {
+    // A microtask runs once this change has been dispatched, pythreejs's own handler included.
+    const listener = () => queueMicrotask(() => acknowledge(model, material));
+    material.on("change:uniforms", listener);
+    acknowledge(model, material);
+    return [material, listener];
   });
-  watchMaterials(model);
+}
+
+function acknowledgeMaterials(model, state) {
+  const update = () => watchMaterials(model, state).catch((e) => console.error("face3d: watching materials", e));
+  model.on("change:materials", update);
+  update();
+  return () => {
+    model.off("change:materials", update);
+    state.generation += 1;
+    unwatch(state);
+  };
+}
+
+// -- The widget ------------------------------------------------------------------------------------
+
+function initialize({ model }) {
+  const state = { watched: [], generation: 0 };
+  const stops = [answerPings(model), acknowledgeMaterials(model, state)];
   const { renderer, support } = inspectGpu();
   model.send({ type: "hello", renderer });
   model.set("gpu_decode", support);
   model.save_changes();
+  return () => {
+    stops.forEach((stop) => stop());
+  };
 }
+
+// -- The status view -------------------------------------------------------------------------------
 
 // Two lines, each hidden while empty: the app's note (why it starts with its settings) and the
 // viewer's transport message.

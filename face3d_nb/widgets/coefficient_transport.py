@@ -1,0 +1,118 @@
+"""The coefficient transport: the page's GPU decodes each face's mesh from its pose and coefficients.
+
+Per detail level, once per page: the model (:class:`~face3d_nb.widgets.coefficient_model.CoefficientModel`,
+12 MB at full detail with a basis). Per face: a ``ShaderMaterial`` on the level's shared geometry.
+Per update: that material's ``uniforms``, about 1.4 KB, whose ``seq`` the page link reports applied
+(:mod:`~face3d_nb.widgets.page_link`). The shaders shade with the stage's colour and lights
+themselves, so a change of those sends the last update again.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pythreejs as three
+
+from ..core.detail import DetailLevels
+from ..live.events import TrackedFace
+from ..view.gpu_packing import FaceUniforms, face_uniforms
+from ..view.view_transform import ViewTransform
+from .coefficient_model import CoefficientModel, appearance_uniforms
+from .page_link import PageLink
+from .stage import Stage
+from .transport import Applied, FaceMesh, LevelIndices, MeshTransport
+
+__all__ = ["CoefficientMesh", "CoefficientTransport"]
+
+
+class CoefficientMesh(FaceMesh):
+    """A face the page's GPU decodes: its own ``material`` (None until built)."""
+
+    def __init__(self):
+        super().__init__()
+        self.material: three.ShaderMaterial | None = None
+
+
+class CoefficientTransport(MeshTransport):
+    """Payload: the face's :class:`~face3d_nb.view.gpu_packing.FaceUniforms`; every face can be
+    shown. ``link`` is told which materials to acknowledge. Three updates in flight per face: at
+    ~1.4 KB they cost nothing to buffer, and with one at a time a distant page (100 ms round trip)
+    could never get more than 10 a second."""
+
+    name = "coefficients"
+    window = 3
+
+    def __init__(self, levels: DetailLevels, indices: LevelIndices, stage: Stage, on_applied: Applied,
+                 link: PageLink):
+        super().__init__(levels, indices, stage, on_applied)
+        self._link = link
+        self._models: dict[str, CoefficientModel] = {}
+        self._models_lock = threading.Lock()
+        self._meshes: list[CoefficientMesh] = []
+
+    def model(self, detail: str) -> CoefficientModel:
+        """The level's shared widgets, built on first use (any thread)."""
+        with self._models_lock:
+            if detail not in self._models:
+                self._models[detail] = CoefficientModel(self.levels.model(detail), self.indices(detail))
+            return self._models[detail]
+
+    def prepare(self, detail: str) -> None:
+        self.model(detail)
+
+    def payload(self, face: TrackedFace, transform: ViewTransform, detail: str) -> FaceUniforms:
+        f = face.face
+        return face_uniforms(self.levels.model(detail), f.params, f.roi_box, f.landmarks, transform,
+                             self.model(detail).texture)
+
+    def new_mesh(self) -> CoefficientMesh:
+        return CoefficientMesh()
+
+    def _uniforms(self, detail: str, payload: FaceUniforms, seq: float) -> dict:
+        s = self.stage
+        appearance = appearance_uniforms(s.material, s.ambient, s.key_light, s.point_light)
+        return self.model(detail).uniforms(payload, appearance, seq)
+
+    def build(self, mesh: CoefficientMesh, detail: str, payload: FaceUniforms, seq: float) -> int:
+        # The level's shared geometry with a new material (another level has other shaders).
+        old = mesh.material
+        model = self.model(detail)
+        mesh.detail, mesh.seq = detail, seq
+        mesh.material = model.material(self._uniforms(detail, payload, seq), self.stage.material.wireframe)
+        if mesh.mesh is None:
+            mesh.mesh = model.mesh(mesh.material)
+            self._meshes.append(mesh)
+        else:
+            mesh.mesh.geometry, mesh.mesh.material = model.geometry, mesh.material
+            mesh.mesh.visible = True
+        self._watch()
+        if old is not None:
+            old.close()
+        # A small message: its acknowledgement times the round trip.
+        return 0
+
+    def send(self, mesh: CoefficientMesh, payload: FaceUniforms, seq: float) -> int:
+        mesh.seq = seq
+        mesh.material.uniforms = self._uniforms(mesh.detail, payload, seq)
+        return 0
+
+    def restyle(self, mesh: CoefficientMesh) -> bool:
+        if mesh.material is not None:
+            mesh.material.wireframe = self.stage.material.wireframe
+        return True
+
+    def discard(self, mesh: CoefficientMesh) -> None:
+        if mesh in self._meshes:
+            self._meshes.remove(mesh)
+            self._watch()
+        for widget in (mesh.mesh, mesh.material):
+            if widget is not None:
+                widget.close()
+
+    def _watch(self) -> None:
+        self._link.materials = [m.material for m in self._meshes if m.material is not None]
+
+    def close(self) -> None:
+        with self._models_lock:
+            for model in self._models.values():
+                model.close()
