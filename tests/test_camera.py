@@ -2,7 +2,7 @@
 
 No browser here: messages are delivered the way ipywidgets delivers them (``_handle_message`` with
 the content dict and a list of memoryviews) and ``send`` is stubbed to record what goes back to
-the page. The JPEGs are real frames of the test video.
+the page. The JPEGs are generated camera-sized pictures.
 """
 
 from __future__ import annotations
@@ -16,18 +16,13 @@ import pytest
 import traitlets
 
 import face3d_nb.widgets.camera
-from face3d_nb.testing.assets import VIDEO
+from face3d_nb.testing.media import face_picture
 from face3d_nb.widgets.camera import INPUT_SIZES, FrameGrabber, camera_constraints
 
 
 @pytest.fixture(scope="module")
 def jpeg() -> bytes:
-    capture = cv2.VideoCapture(str(VIDEO))
-    ok, frame = capture.read()
-    capture.release()
-    if not ok:
-        pytest.skip(f"cannot read {VIDEO}")
-    return cv2.imencode(".jpg", cv2.resize(frame, (320, 180)))[1].tobytes()
+    return cv2.imencode(".jpg", face_picture(320, 180))[1].tobytes()
 
 
 @pytest.fixture
