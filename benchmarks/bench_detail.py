@@ -25,13 +25,13 @@ import time
 
 import cv2
 import numpy as np
+from common import model_paths, video_frames
 from ipywidgets import Widget
 
-from common import model_paths, video_frames
-from face3d_nb.core.morphable import N_EXPR, N_SHAPE, MorphableModel
 from face3d_nb.core.detail import LEVELS, DetailLevels
-from face3d_nb.live.events import FrameResult, TrackedFace
+from face3d_nb.core.morphable import N_EXPR, N_SHAPE, MorphableModel
 from face3d_nb.core.pipeline import Reconstructor
+from face3d_nb.live.events import FrameResult, TrackedFace
 from face3d_nb.widgets.viewer import FaceViewer
 
 

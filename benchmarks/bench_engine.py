@@ -17,8 +17,8 @@ import time
 
 import cv2
 import numpy as np
-
 from common import model_paths, percentiles, video_frames
+
 from face3d_nb.core.morphable import N_EXPR, N_SHAPE, MorphableModel
 from face3d_nb.core.pipeline import Reconstructor
 from face3d_nb.core.regressor import roi_box_from_bbox

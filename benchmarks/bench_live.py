@@ -29,12 +29,12 @@ import time
 
 import cv2
 import numpy as np
-
 from common import ASSETS, model_paths, percentiles, video_frames
+
+from face3d_nb.core.pipeline import Reconstructor
 from face3d_nb.live.config import EngineConfig
 from face3d_nb.live.engine import Engine
 from face3d_nb.live.events import FrameResult
-from face3d_nb.core.pipeline import Reconstructor
 from face3d_nb.live.video_source import feed_realtime
 
 PHOTO = ASSETS / "3ddfa_v2" / "images" / "JianzhuGuo.jpg"

@@ -31,12 +31,12 @@ def measure(rounds: int, detail: str) -> dict:
     import time  # noqa: PLC0415
 
     import numpy as np  # noqa: PLC0415
-
     from common import model_paths, video_frames  # noqa: PLC0415
+
+    from face3d_nb.core.pipeline import Reconstructor  # noqa: PLC0415
     from face3d_nb.live.config import EngineConfig  # noqa: PLC0415
     from face3d_nb.live.engine import Engine  # noqa: PLC0415
     from face3d_nb.live.events import FrameResult  # noqa: PLC0415
-    from face3d_nb.core.pipeline import Reconstructor  # noqa: PLC0415
     from face3d_nb.widgets.plots import PosePlot  # noqa: PLC0415
     from face3d_nb.widgets.viewer import FaceViewer  # noqa: PLC0415
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from face3d_nb.core.morphable import pose_from_params
-from face3d_nb.live.events import ErrorEvent, FrameResult, TrackedFace
 from face3d_nb.core.pipeline import Face
+from face3d_nb.live.events import ErrorEvent, FrameResult, TrackedFace
 from face3d_nb.widgets.plots import PosePlot
 
 
