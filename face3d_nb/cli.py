@@ -11,9 +11,13 @@ from pathlib import Path
 
 import cv2
 
+from . import __version__
 from .core.frames import ImageError, read_image
+from .live.performance_log import PerformanceLog
+from .live.settings_file import Settings, load_settings
 from .live.video_source import feed_realtime, open_video
 from .models.store import ARCHS, AssetError, ModelStore
+from .progress import counted, download_bars, print_line
 
 log = logging.getLogger("face3d_nb")
 
@@ -88,12 +92,12 @@ def cmd_video(args) -> int:
     results, index = [], -1
     try:
         rec = _reconstructor(args)
-        for index, frame in enumerate(frames):
+        for index, frame in enumerate(counted(frames, "frames", "frame")):
             if index % args.every == 0:
                 faces = rec(frame)
                 results.append({"frame": index, "faces": [f.to_dict() for f in faces]})
                 if not args.json:
-                    print(f"frame {index}: {len(faces)} face(s) {'; '.join(_pose_text(f.pose) for f in faces)}")
+                    print_line(f"frame {index}: {len(faces)} face(s) {'; '.join(_pose_text(f.pose) for f in faces)}")
     finally:
         frames.close()
     if index < 0:
@@ -104,16 +108,17 @@ def cmd_video(args) -> int:
 
 
 def _engine_config(args):
-    """Engine settings: the --config file, then --arch/--threads/--every, then each --set."""
-    from .live.config import EngineConfig, parse_override  # noqa: PLC0415
+    """Engine settings: the --config file, then --arch/--threads/--every, then each --set; and the file's settings."""
+    from .live.config import parse_override  # noqa: PLC0415
 
     try:
-        config = EngineConfig.load(args.config) if args.config else EngineConfig()
+        settings = load_settings(args.config) if args.config else Settings()
+        config = settings.engine
         overrides = {k: v for k, v in (("arch", args.arch), ("threads", args.threads), ("provider", args.provider)) if v}
         if args.every != 1:
             overrides["frame_skip"] = args.every
         overrides.update(parse_override(text) for text in args.set)
-        return config.replace(**overrides)
+        return config.replace(**overrides), settings
     except ValueError as exc:
         raise CliError(str(exc), status=2) from None
 
@@ -124,7 +129,8 @@ def cmd_video_live(args) -> int:
     from .live.engine import Engine  # noqa: PLC0415
     from .live.events import FrameResult  # noqa: PLC0415
 
-    config = _engine_config(args)
+    config, settings = _engine_config(args)
+    log.setLevel(logging.DEBUG if settings.verbose else log.level)
     frames, fps = _open_video(args.path)
     processed: dict[int, list[dict]] = {}
 
@@ -140,6 +146,7 @@ def cmd_video_live(args) -> int:
 
     engine = Engine(config)
     engine.subscribe(on_event)
+    perf = PerformanceLog.attach(engine, settings.performance_log) if settings.performance_log else None
     try:
         engine.start()
         count = feed_realtime(engine.submit, frames, fps)
@@ -149,6 +156,9 @@ def cmd_video_live(args) -> int:
     finally:
         frames.close()
         engine.stop()
+        if perf is not None:
+            perf.close()
+            print(f"performance log: {perf.path} ({perf.lines} frames)", file=sys.stderr)
     if count == 0:
         raise CliError(f"{args.path}: no frame could be decoded", status=2)
     stats = engine.stats()
@@ -178,22 +188,11 @@ def cmd_export(args) -> int:
         raise CliError(str(exc)) from None
     write = write_obj if args.format == "obj" else write_ply
     args.out.mkdir(parents=True, exist_ok=True)
-    for frame in frames:
+    for frame in counted(frames, "meshes", "file"):
         meshes = [model.vertices(f.params, f.roi_box) for f in frame.faces]
         write(args.out / f"frame_{frame.seq:06d}.{args.format}", meshes, model.triangles, frame.frame_shape[0])
     print(f"wrote {len(frames)} {args.format} file(s) to {args.out}")
     return 0
-
-
-def _progress_bar(key: str, done: int, total: int | None) -> None:
-    if total:
-        filled = int(30 * done / total)
-        sys.stderr.write(f"\r{key:>14} [{'#' * filled}{'.' * (30 - filled)}] {done / 1e6:6.1f}/{total / 1e6:.1f} MB")
-    else:
-        sys.stderr.write(f"\r{key:>14} {done / 1e6:6.1f} MB")
-    if total and done >= total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
 
 
 def cmd_models(args) -> int:
@@ -201,15 +200,15 @@ def cmd_models(args) -> int:
     if args.models_command == "info":
         print(f"model cache: {store.home}")
         for key, status, path in store.info():
-            print(f"  {key:<16} {status:<10} {path}")
+            print(f"  {key:<18} {status:<10} {path}")
         arch = store.default_arch()
         print(f"default arch: {arch or 'none installed'}; "
               f"dense model: {'full BFM' if store.installed('bfm') else 'mean shape'}")
         return 0
-    keys = store.keys_for(args.arch, bfm=not args.no_bfm)
+    keys = store.keys_for(args.arch, bfm=not args.no_bfm, examples=not args.no_examples)
     try:
         if args.models_command == "fetch":
-            new = store.fetch(keys, progress=_progress_bar)
+            new = store.fetch(keys, progress=download_bars())
             print(f"installed {len(new)} new file(s) in {store.home}")
         else:
             imported, missing = store.import_dir(args.dir, keys)
@@ -231,9 +230,11 @@ def cmd_app(args) -> int:
 
     _check_port(args.port)
     try:
-        serve_app(port=args.port, host=args.host, open_browser=args.open)
+        serve_app(port=args.port, host=args.host, open_browser=args.open, config=args.config)
     except NotebookMissingError as exc:
         raise CliError(str(exc)) from None
+    except ValueError as exc:  # the settings file, checked before serving
+        raise CliError(str(exc), status=2) from None
     return 0
 
 
@@ -264,6 +265,7 @@ def cmd_replay(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="face3d-nb", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def engine_options(p):
@@ -289,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--live", action="store_true",
                        help="play the video at its frame rate through the live engine (tracking, smoothing; "
                             "frames it cannot keep up with are dropped) and print its statistics")
-    video.add_argument("--config", type=Path, help="live engine settings file (.toml, .yaml or .yml)")
+    video.add_argument("--config", type=Path, help="settings file (.toml, .yaml or .yml); the app's keys are ignored")
     video.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override one live engine setting, e.g. --set smoothing=0.8 (repeatable)")
     video.set_defaults(func=cmd_video)
@@ -302,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("dir", type=Path, help="folder laid out like upstream 3DDFA_V2 or shared/assets")
         p.add_argument("--arch", choices=ARCHS, help="only this regressor (default: both)")
         p.add_argument("--no-bfm", action="store_true", help="skip the Basel Face Model (academic use only)")
+        p.add_argument("--no-examples", action="store_true", help="skip upstream's sample photos and clip (1.9 MB)")
     msub.add_parser("info", help="list installed and missing files")
     models.set_defaults(func=cmd_models)
 
@@ -319,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     app = sub.add_parser("app", help="serve the live camera app with Voila")
     serve_options(app, "app")
+    app.add_argument("--config", type=Path, help="settings file (.toml, .yaml or .yml; ours or the seed's sections)")
     app.set_defaults(func=cmd_app)
 
     replay = sub.add_parser("replay", help="play a recorded session back into the 3D viewer (served with Voila)")

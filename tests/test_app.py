@@ -21,14 +21,7 @@ from face3d_nb.live.config import EngineConfig
 from face3d_nb.models.store import ModelStore, load_manifest
 from face3d_nb.testing.assets import ASSETS
 from face3d_nb.testing.media import face_picture
-
-
-def wait_for(condition, timeout=60.0, message="condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {message}")
-        time.sleep(0.02)
+from face3d_nb.testing.polling import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +179,7 @@ def test_missing_models_offer_a_download_that_starts_the_app(upstream, tmp_path)
     app = FaceApp(EngineConfig(arch="mb05"), store=ModelStore(tmp_path / "models"))
     try:
         assert app.engine is None
-        notice, bfm, row, status = app.children
+        notice, bfm, row, status = app.children[0].children
         assert "models not installed" in notice.value
         button, progress = row.children
         bfm.value = False  # the Basel Face Model is not among the test files
@@ -205,7 +198,7 @@ def test_a_failed_download_says_why_and_can_be_retried(tmp_path, monkeypatch):
     monkeypatch.setenv("FACE3D_URL_3DDFA_V2", "http://127.0.0.1:9/{commit}/{path}")
     app = FaceApp(EngineConfig(arch="mb05"), store=ModelStore(tmp_path / "models"))
     try:
-        _, _, row, status = app.children
+        _, _, row, status = app.children[0].children
         button, _ = row.children
         button.click()
         wait_for(lambda: not button.disabled, 60, "the download to fail")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from face3d_nb.apps import live_app
+from face3d_nb.testing.polling import wait_for
 from face3d_nb.view.page_defaults import defaults_for
 
 
@@ -19,12 +20,6 @@ def app(model_store, reconstructor):
     yield app
     app.close()
 
-
-def wait_for(condition, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def test_the_overlay_is_drawn_off_the_engine_worker(app, face_photo, monkeypatch):

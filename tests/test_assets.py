@@ -5,6 +5,7 @@ transfer short, ignore Range requests or serve corrupted bytes, so every failure
 """
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -14,6 +15,7 @@ import pytest
 
 from face3d_nb.models.store import AssetError, ModelsMissingError, ModelStore, git_blob_sha1, load_manifest
 from face3d_nb.testing.assets import ASSETS
+from face3d_nb.testing.terminal import run_on_terminal
 
 pytestmark = pytest.mark.real_assets
 
@@ -24,7 +26,7 @@ class Upstream:
     def __init__(self):
         manifest = load_manifest()
         self.files = {}
-        for key, entry in manifest["files"].items():
+        for entry in manifest["files"].values():
             local = next((ASSETS / p for p in entry["also"] if (ASSETS / p).is_file()), None)
             if local is not None:
                 commit = manifest["sources"][entry["source"]]["commit"]
@@ -147,15 +149,17 @@ def test_offline_fetch_names_the_fix(tmp_path, monkeypatch):
     assert "face3d-nb models fetch" in message and "face3d-nb models import DIR" in message
 
 
-def test_cli_fetch_shows_progress(upstream, tmp_path):
-    env = {**__import__("os").environ, "FACE3D_HOME": str(tmp_path)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "face3d_nb.cli", "models", "fetch", "--arch", "mb05", "--no-bfm"],
-        capture_output=True, text=True, env=env,
-    )
+def test_cli_fetch_shows_progress_on_a_terminal_only(upstream, tmp_path):
+    command = [sys.executable, "-m", "face3d_nb.cli", "models", "fetch", "--arch", "mb05", "--no-bfm"]
+    env = {**os.environ, "FACE3D_HOME": str(tmp_path / "piped")}
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     assert proc.returncode == 0, proc.stderr
-    assert "mb05 [##############################]" in proc.stderr
-    assert "installed 8 new file(s)" in proc.stdout
+    assert proc.stderr == ""  # no bar, no "\r", in a pipe or a log
+    assert "installed 12 new file(s)" in proc.stdout  # the 8 model files and the 4 sample inputs
+    status, stdout, terminal = run_on_terminal(command, env={**env, "FACE3D_HOME": str(tmp_path / "terminal")})
+    assert status == 0, terminal
+    assert "installed 12 new file(s)" in stdout
+    assert "mb05: 100%" in terminal and "faceboxes: 100%" in terminal
 
 
 def test_import_from_upstream_layout_and_missing_report(tmp_path):
@@ -192,3 +196,54 @@ def test_manifest_pins_every_file():
         row = shared.get(entry["also"][0])
         if row:
             assert row["git_blob_sha1"] == entry["sha1"] and row["size"] == entry["size"]
+
+
+def _cli(home, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "FACE3D_HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", "face3d_nb.cli", *args],
+                          capture_output=True, text=True, env=env, check=False)
+
+
+def test_fetch_brings_the_sample_inputs_verified(upstream, tmp_path):
+    store = ModelStore(tmp_path)
+    names = store.example_names()
+    assert names == ["JianzhuGuo.jpg", "emma.jpg", "trump_hillary.jpg", "obama.mp4"]
+    assert store.fetch(names) == names
+    for name in names:
+        assert git_blob_sha1(store.example(name)) == store.files[name]["sha1"]
+    assert store.example("obama.mp4") == tmp_path / "upstream" / "demo@obama" / "obama.mp4"
+    assert ("/3ddfa/3545f355bfc71e5748fa915b13932958363135d7/demo@obama/obama.mp4", None) in upstream.requests
+
+
+def test_a_missing_or_unknown_sample_names_the_fix(tmp_path):
+    store = ModelStore(tmp_path)
+    with pytest.raises(ModelsMissingError) as info:
+        store.example("emma.jpg")
+    message = str(info.value)
+    assert "emma.jpg" in message and "face3d-nb models fetch" in message and "face3d-nb models import DIR" in message
+    with pytest.raises(ValueError, match="unknown example 'me.jpg'; choose one of JianzhuGuo.jpg, emma.jpg"):
+        store.example("me.jpg")
+
+
+def test_import_finds_the_samples_in_upstream_checkouts(tmp_path):
+    source = tmp_path / "checkouts"
+    manifest = load_manifest()["files"]
+    for name in ("emma.jpg", "obama.mp4"):
+        target = source / manifest[name]["path"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes((ASSETS / manifest[name]["also"][0]).read_bytes())
+    store = ModelStore(tmp_path / "home")
+    assert store.import_dir(source, store.example_names()) == (
+        ["emma.jpg", "obama.mp4"], ["JianzhuGuo.jpg", "trump_hillary.jpg"])
+    assert store.example("emma.jpg").read_bytes() == (source / "examples/inputs/emma.jpg").read_bytes()
+
+
+def test_cli_installs_samples_unless_told_not_to_and_lists_them(tmp_path):
+    assert _cli(tmp_path, "models", "import", str(ASSETS), "--arch", "mb05", "--no-bfm", "--no-examples").returncode == 0
+    info = _cli(tmp_path, "models", "info").stdout
+    assert "obama.mp4          missing" in info and "mb05.onnx" in info
+    proc = _cli(tmp_path, "models", "import", str(ASSETS), "--arch", "mb05", "--no-bfm")
+    assert proc.returncode == 0, proc.stderr
+    assert "imported 12 file(s)" in proc.stdout
+    info = _cli(tmp_path, "models", "info").stdout
+    assert f"obama.mp4          installed  {tmp_path / 'upstream' / 'demo@obama' / 'obama.mp4'}" in info

@@ -8,6 +8,7 @@ the page. The JPEGs are generated camera-sized pictures.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import cv2
@@ -110,19 +111,36 @@ def test_settings_are_validated(grabber, name, value):
 
 
 def test_settings_reach_the_page_state(grabber):
-    grabber.width, grabber.max_fps, grabber.enabled = 640, 12.0, False
+    grabber.width, grabber.max_fps, grabber.enabled, grabber.device_id = 640, 12.0, False, "cam-2"
     state = grabber.get_state()
-    assert (state["width"], state["max_fps"], state["enabled"]) == (640, 12.0, False)
+    assert (state["width"], state["max_fps"], state["enabled"], state["device_id"]) == (640, 12.0, False, "cam-2")
     # Kernel-side limits and counters are not the page's business.
     assert not {"max_bytes", "received", "rejected"} & set(state)
 
 
 def test_front_end_ships_as_package_files():
     static = Path(face3d_nb.widgets.camera.__file__).parent / "static"
-    assert "export default" in (static / "grabber.js").read_text()
+    sources, grabber = (static / "frame_sources.js").read_text(), (static / "grabber.js").read_text()
     assert ".face3d-stat" in (static / "face3d.css").read_text()
-    # anywidget serves what it read from those files.
-    assert "MediaStreamTrackProcessor" in str(FrameGrabber._esm)
+    # One module out of two files: the frame sources first, then the code using them and the only export.
+    assert FrameGrabber._esm == sources + grabber
+    assert not re.search(r"^(import|export) ", sources, re.MULTILINE) and grabber.count("export default") == 1
+    assert "class TrackFrames" in sources and "new TrackFrames" in grabber
+
+
+def test_the_page_reports_where_frames_come_from(grabber):
+    assert (grabber.source, grabber.cameras, grabber.device_id) == ("", [], "")
+    cameras = [{"id": "cam-1", "label": "Front"}, {"id": "cam-2", "label": "Back"}]
+    grabber.set_state({"source": "camera_stream", "cameras": cameras})
+    assert (grabber.source, grabber.cameras) == ("camera_stream", cameras)
+    grabber.set_state({"source": "direct", "device_id": "cam-2"})
+    assert (grabber.source, grabber.device_id) == ("direct", "cam-2")
+    # Only the page knows which path it took; a path we do not know is refused.
+    with pytest.raises(traitlets.TraitError, match="read-only"):
+        grabber.source = "camera_stream"
+    with pytest.raises(traitlets.TraitError, match="source"):
+        grabber.set_state({"source": "webcam"})
+    assert grabber.source == "direct"
 
 
 def test_camera_constraints():

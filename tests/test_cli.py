@@ -12,7 +12,10 @@ from face3d_nb.testing.assets import IMAGES, VIDEO
 
 
 def run(cli_env, *args):
-    return subprocess.run([sys.executable, "-m", "face3d_nb.cli", *map(str, args)], capture_output=True, text=True, env=cli_env)
+    # A timeout: a command that should fail at once (a bad settings file) must not hang the suite
+    # by serving instead.
+    return subprocess.run([sys.executable, "-m", "face3d_nb.cli", *map(str, args)], capture_output=True, text=True,
+                          env=cli_env, timeout=300)
 
 
 @pytest.mark.real_assets
@@ -116,3 +119,23 @@ def test_models_info_lists_installed_and_missing(cli_env):
     assert "mb05.onnx" in proc.stdout and "converted" in proc.stdout
     assert "bfm" in proc.stdout and "missing" in proc.stdout
     assert "default arch: mb05" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("config.yaml", "performance:\n  max_fsp: 15\n", "performance.max_fsp: unknown setting (did you mean "
+                                                         "'performance.max_fps'?)"),
+        ("config.yaml", "performance:\n  input_resolution: 300\n", "input_size: 300 is not one the app offers"),
+        ("config.toml", "max_fps = \n", "invalid TOML"),
+        ("missing.yaml", None, "missing.yaml"),
+    ],
+)
+def test_app_with_a_bad_settings_file_is_one_line_before_serving(cli_env, tmp_path, name, text, message):
+    path = tmp_path / name
+    if text is not None:
+        path.write_text(text)
+    proc = run(cli_env, "app", "--config", path, "--port", 1)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("face3d-nb: error: ") and message in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr

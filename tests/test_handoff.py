@@ -6,13 +6,7 @@ import time
 import pytest
 
 from face3d_nb.live.handoff import Handoff
-
-
-def wait_for(condition, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
+from face3d_nb.testing.polling import wait_for
 
 
 def test_work_runs_on_its_own_thread_with_the_newest_item():

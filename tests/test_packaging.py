@@ -1,9 +1,13 @@
 """What users install: no torch anywhere, and the engine never imports it."""
 
 import re
+import shutil
 import subprocess
 import sys
 from importlib import metadata
+from pathlib import Path
+
+import face3d_nb
 
 
 def _requirements(dist: str) -> set[str]:
@@ -48,3 +52,16 @@ def test_the_widget_classes_load_only_when_asked_for():
         "assert face3d_nb.FaceViewer.__module__ == 'face3d_nb.widgets.viewer'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_one_version_everywhere():
+    """``--version`` either way the command is started, and the installed metadata, all say
+    ``face3d_nb.__version__``, the one place the version is written."""
+    expected = f"face3d-nb {face3d_nb.__version__}\n"
+    script = shutil.which("face3d-nb", path=str(Path(sys.executable).parent))
+    for command in ([sys.executable, "-m", "face3d_nb", "--version"], [script, "--version"]):
+        proc = subprocess.run(command, capture_output=True, text=True, check=False)
+        assert (proc.returncode, proc.stdout) == (0, expected), proc.stderr
+    assert metadata.version("face3d_nb") == face3d_nb.__version__
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    assert not re.search(r"^version\s*=", pyproject, flags=re.MULTILINE), "pyproject.toml must take the version from the package"

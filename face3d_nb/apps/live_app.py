@@ -11,7 +11,8 @@ so). The save buttons deliver the current mesh, a screenshot and session recordi
 downloads.
 
 When the models are not installed the app shows what is missing and a button that downloads them
-(with a progress bar), then starts. :meth:`FaceApp.close` stops the engine, the overlay and stats
+(with a progress bar), then starts; running without the Basel Face Model, it offers that too, with
+the same consent checkbox. :meth:`FaceApp.close` stops the engine, the overlay and stats
 threads and the camera, leaves any download in progress to finish its file and start nothing more,
 and closes every widget.
 """
@@ -23,6 +24,7 @@ import html
 import logging
 import threading
 import time
+from pathlib import Path
 
 import cv2
 import ipywidgets as widgets
@@ -35,13 +37,16 @@ from ..live.config import EngineConfig
 from ..live.engine import Engine
 from ..live.events import ErrorEvent, FrameResult
 from ..live.handoff import Handoff
-from ..models.store import AssetError, ModelsMissingError, ModelStore
+from ..live.performance_log import PerformanceLog
+from ..models.store import ModelsMissingError, ModelStore
 from ..view.page_defaults import defaults_for
 from ..widgets.camera import FrameGrabber, camera_constraints
 from ..widgets.controls import ControlPanel, StatsPanel
+from ..widgets.model_download import ModelDownload
 from ..widgets.plots import PosePlot
 from ..widgets.save_panel import SavePanel
 from ..widgets.viewer import FaceViewer
+from .app_settings import app_settings, verbose_logging
 
 __all__ = ["FaceApp"]
 
@@ -54,16 +59,21 @@ _JOIN_TIMEOUT = 10.0
 # Frames from the page are untrusted: far above any camera we ask for (640x480), far below memory trouble.
 _MAX_FRAME_BYTES = 1_000_000
 _MAX_FRAME_PIXELS = 1920 * 1080
+_BFM_OFFER = ("The mesh is the mean face: the Basel Face Model, which adds identity and expressions, is not "
+              "installed. It is for academic use only; tick the box to agree and download it.")
 
 
 class FaceApp(widgets.VBox):
     """The live 3D face app: ``display(FaceApp())`` in a notebook or Voila.
 
-    ``config``: engine settings (default :class:`EngineConfig` ()); ``store``: where models live
-    (default :class:`ModelStore` ()); ``reconstructor``: already loaded models to use instead;
-    ``camera_width``: the width in pixels asked of the camera; ``link_defaults``: once the page has
-    loaded, choose the mesh detail and camera input size from the measured round trip to it and
-    whether it draws 3D without a GPU (False keeps ``config.detail`` and the default input size).
+    ``config``: engine settings (default :class:`EngineConfig` ()), or the path of a settings file
+    (:mod:`~face3d_nb.live.settings_file`: our keys or the seed's sections) whose camera input size,
+    mesh transport and mesh detail, where it sets them, the app keeps over its own choices;
+    ``store``: where models live (default :class:`ModelStore` ()); ``reconstructor``: already
+    loaded models to use instead; ``camera_width``: the width in pixels asked of the camera;
+    ``link_defaults``: once the page has loaded, choose the mesh detail and camera input size from
+    the measured round trip to it and whether it draws 3D without a GPU (False keeps
+    ``config.detail`` and the default input size).
 
     Attributes once running: ``engine``, ``viewer``, ``camera`` (ipywebrtc ``CameraStream``),
     ``grabber``, ``controls``, ``stats_panel``, ``frame_view``, ``plot`` (pose plots), ``save_panel``
@@ -73,15 +83,21 @@ class FaceApp(widgets.VBox):
     ``start_settings``: the starting settings the app chose from the page's first round-trip
     measurement (:func:`~face3d_nb.view.page_defaults.defaults_for`: ``rtt_ms``, ``detail``,
     ``input_size`` and the ``reason`` the page shows) and applied to the controls; None until that
-    measurement arrives, and always None with ``link_defaults=False``.
+    measurement arrives, and always None with ``link_defaults=False``. ``settings``: what ``config``
+    came to (:class:`~face3d_nb.live.settings_file.Settings`); ``performance_log``: the per-frame
+    :class:`~face3d_nb.live.performance_log.PerformanceLog` the file asked for (closed by
+    :meth:`close`), or None.
     """
 
-    def __init__(self, config: EngineConfig | None = None, *, store: ModelStore | None = None,
+    def __init__(self, config: EngineConfig | str | Path | None = None, *, store: ModelStore | None = None,
                  reconstructor: Reconstructor | None = None, camera_width: int = 640, link_defaults: bool = True,
                  **kwargs):
         super().__init__(**kwargs)
         self.add_class("face3d-app")
-        self.config = (config or EngineConfig()).replace(max_encoded_bytes=_MAX_FRAME_BYTES,
+        self.settings = app_settings(config)
+        if self.settings.verbose:
+            verbose_logging()
+        self.config = self.settings.engine.replace(max_encoded_bytes=_MAX_FRAME_BYTES,
                                                           max_pixels=_MAX_FRAME_PIXELS)
         self.store = store or ModelStore()
         self.camera_width = camera_width
@@ -95,6 +111,7 @@ class FaceApp(widgets.VBox):
         self.plot: PosePlot | None = None
         self.save_panel: SavePanel | None = None
         self.provider_note: widgets.HTML | None = None
+        self.performance_log: PerformanceLog | None = None
         self.link_defaults = link_defaults
         self.start_settings = None
         self._levels = None
@@ -107,7 +124,7 @@ class FaceApp(widgets.VBox):
         try:
             reconstructor = reconstructor or self._load_models(self.config.provider)
         except ModelsMissingError as exc:
-            self._show_download(str(exc))
+            self.children = [self._download_panel(str(exc))]
             return
         self._start(reconstructor)
 
@@ -125,6 +142,8 @@ class FaceApp(widgets.VBox):
             self.controls = ControlPanel(self.viewer, smoothing=self.config.smoothing, max_fps=self.config.max_fps,
                                          frame_skip=self.config.frame_skip, detail=self.config.detail,
                                          provider=self.config.provider)
+            self.controls.input_size = self.settings.input_size or self.controls.input_size
+            self.viewer.transport = self.settings.transport or self.viewer.transport
             self.camera = CameraStream(constraints=constraints)
             self.grabber = FrameGrabber(self.camera, constraints=constraints, width=self.controls.input_size,
                                         max_fps=self.config.max_fps, max_bytes=_MAX_FRAME_BYTES)
@@ -143,6 +162,8 @@ class FaceApp(widgets.VBox):
                                         header={"arch": reconstructor.paths.arch,
                                                 "model": "bfm" if reconstructor.model.full else "mean"})
             self._unsubscribe = self.engine.subscribe(self._on_event)
+            if self.settings.performance_log is not None:
+                self.performance_log = PerformanceLog.attach(self.engine, self.settings.performance_log)
             self.engine.subscribe(self.plot)
             if self.link_defaults:
                 self.viewer.link.observe(self._on_link, "rtt_ms")
@@ -162,6 +183,7 @@ class FaceApp(widgets.VBox):
                 # its GPU or the link is slow.
                 self.viewer.link,
                 self.provider_note,
+                *([] if reconstructor.model.full else [self._download_panel(_BFM_OFFER, bfm_only=True)]),
                 self.controls,
                 widgets.HBox([widgets.VBox([widgets.HTML("<b>Live stats</b>"), self.stats_panel],
                                            layout=widgets.Layout(padding="0 2em 0 0")),
@@ -223,9 +245,12 @@ class FaceApp(widgets.VBox):
         self.viewer.link.unobserve(self._on_link, "rtt_ms")
         # Kept before it is applied: whoever sees the page's note finds the settings behind it.
         self.start_settings = chosen = defaults_for(change["new"], software=self.viewer.link.software)
-        self.controls.detail = chosen.detail
-        self.controls.input_size = chosen.input_size
-        self.viewer.link.note = chosen.reason
+        # What the settings file set stays as it said, and the page says so.
+        kept = [name for name in ("detail", "input_size") if name in self.settings.given]
+        for name in {"detail", "input_size"} - set(kept):
+            setattr(self.controls, name, getattr(chosen, name))
+        self.viewer.link.note = chosen.reason + "".join(
+            f" The settings file's {name} ({getattr(self.controls, name)}) is kept." for name in kept)
 
     def _refresh_stats(self) -> None:
         while not self._closed.wait(_STATS_INTERVAL):
@@ -246,45 +271,15 @@ class FaceApp(widgets.VBox):
         thread.start()
 
     # -- models missing --------------------------------------------------------------------
-    def _show_download(self, reason: str) -> None:
-        notice = widgets.HTML(f"<div class='face3d-notice face3d-missing-models'>{html.escape(reason)}</div>")
-        bfm = widgets.Checkbox(value=True, indent=False,
-                               description="Include the Basel Face Model (academic use only; without it the mesh "
-                                           "is the mean face, posed but without expressions)",
-                               layout=widgets.Layout(width="auto"))
-        button = widgets.Button(description="Download models", button_style="primary")
-        button.add_class("face3d-fetch")
-        progress = widgets.FloatProgress(min=0.0, max=1.0, layout=widgets.Layout(visibility="hidden"))
-        progress.add_class("face3d-fetch-progress")
-        status = widgets.HTML()
-        status.add_class("face3d-fetch-status")
+    def _download_panel(self, reason: str, bfm_only: bool = False) -> ModelDownload:
+        def keys(bfm: bool) -> list[str]:
+            return ["bfm"] if bfm_only else self.store.keys_for(self.config.arch, bfm=bfm)
 
-        def report(key: str, done: int, total: int | None) -> None:
-            progress.value = done / total if total else 0.0
-            size = f"{done / 1e6:.1f} / {total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
-            status.value = f"downloading {html.escape(key)}: {size}"
+        def start() -> None:
+            if not bfm_only:
+                self._start(self._load_models(self.config.provider))
 
-        def fetch() -> None:
-            try:
-                self.store.fetch(self.store.keys_for(self.config.arch, bfm=bfm.value), progress=report)
-                status.value = "loading the models…"
-                reconstructor = self._load_models(self.config.provider)
-            except AssetError as exc:
-                status.value = f"<span class='face3d-fetch-error'>{html.escape(str(exc))}</span>"
-                button.disabled = False
-                return
-            for widget in (notice, bfm, button, progress, status):
-                widget.close()
-            self._start(reconstructor)
-
-        def on_click(_button) -> None:
-            button.disabled = True
-            progress.layout.visibility = "visible"
-            status.value = "starting the download…"
-            self._spawn(fetch, "face3d-fetch")
-
-        button.on_click(on_click)
-        self.children = [notice, bfm, widgets.HBox([button, progress]), status]
+        return ModelDownload(self.store, keys, reason, self._spawn, on_installed=start, bfm_only=bfm_only)
 
     # -- ending ----------------------------------------------------------------------------
     def close(self) -> None:
@@ -297,6 +292,8 @@ class FaceApp(widgets.VBox):
             self._unsubscribe()
         if self.engine is not None:
             self.engine.stop()
+        if self.performance_log is not None:
+            self.performance_log.close()
         if self._overlay is not None:
             self._overlay.close()
         for thread in self._threads:

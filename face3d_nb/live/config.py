@@ -8,6 +8,7 @@ is a ``ValueError`` naming the key, wherever it came from.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from ..core.detail import LEVELS
 from ..core.runtime import PROVIDERS
 from ..models.store import ARCHS
 
-__all__ = ["RESTART_KEYS", "EngineConfig", "parse_override"]
+__all__ = ["RESTART_KEYS", "EngineConfig", "closest", "parse_override", "read_mapping"]
 
 # Keys that choose or build the ONNX sessions: they take effect when the engine (re)starts.
 RESTART_KEYS = frozenset({"arch", "threads", "provider"})
@@ -108,22 +109,38 @@ class EngineConfig:
     @classmethod
     def load(cls, path: str | Path) -> EngineConfig:
         """Read a flat ``.toml``, ``.yaml`` or ``.yml`` file of settings; missing keys keep their defaults."""
-        path = Path(path)
-        suffix = path.suffix.lower()
+        values = read_mapping(path)
         try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ValueError(f"{path}: {exc.strerror or exc}") from None
-        if suffix == ".toml":
-            values = _parse_toml(text, path)
-        elif suffix in (".yaml", ".yml"):
-            values = _parse_yaml(text, path)
-        else:
-            raise ValueError(f"{path}: unknown config format {suffix!r} (use .toml, .yaml or .yml)")
-        try:
-            return cls.from_dict({} if values is None else values)
+            return cls.from_dict(values)
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from None
+
+
+def read_mapping(path: str | Path) -> dict:
+    """The top-level mapping of a ``.toml``, ``.yaml`` or ``.yml`` file (an empty file is ``{}``);
+    an unreadable file, an unknown format or bad syntax is a ``ValueError`` naming the file."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"{path}: {exc.strerror or exc}") from None
+    if suffix == ".toml":
+        values = _parse_toml(text, path)
+    elif suffix in (".yaml", ".yml"):
+        values = _parse_yaml(text, path)
+    else:
+        raise ValueError(f"{path}: unknown config format {suffix!r} (use .toml, .yaml or .yml)")
+    values = {} if values is None else values
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected a mapping of settings, got {type(values).__name__}")
+    return values
+
+
+def closest(name: str, known) -> str:
+    """`` (did you mean 'x'?)`` for the known name nearest a mistyped one, or "" when none is near."""
+    match = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
 
 
 def parse_override(text: str) -> tuple[str, object]:
@@ -158,7 +175,8 @@ _FLAGS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no"
 def _check_keys(values: dict) -> None:
     unknown = sorted(set(values) - set(_DEFAULTS))
     if unknown:
-        raise ValueError(f"{unknown[0]}: unknown setting (known: {', '.join(_DEFAULTS)})")
+        raise ValueError(f"{unknown[0]}: unknown setting{closest(unknown[0], _DEFAULTS)} "
+                         f"(known: {', '.join(_DEFAULTS)})")
 
 
 def _check_type(name: str, value) -> None:

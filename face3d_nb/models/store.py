@@ -5,6 +5,10 @@ SHA-1. Downloads go to ``<home>/upstream/<path>`` (``home`` is ``$FACE3D_HOME`` 
 cache dir) through a ``.part`` file that is resumed when possible, verified, then renamed into
 place, so a file that exists under its final name is always a verified one. The ONNX graphs we
 build from them go to ``<home>/onnx/``. Nothing here is ever written inside the source tree.
+
+The manifest also pins upstream's sample inputs (entries marked ``"example": true``: the photos of
+3DDFA_V2's ``examples/inputs`` and 3DDFA's Obama clip), fetched and verified like the models, so the
+tutorial finds its photo and clip in the cache on any machine (:meth:`ModelStore.example`).
 """
 
 from __future__ import annotations
@@ -125,10 +129,17 @@ class ModelStore:
         template = os.environ.get(f"FACE3D_URL_{entry['source'].upper()}", source["url"])
         return template.format(commit=source["commit"], path=entry["path"])
 
-    def keys_for(self, arch: str | None = None, bfm: bool = True) -> list[str]:
-        """The files ``models fetch`` installs for ``arch`` (default: both regressors)."""
+    def keys_for(self, arch: str | None = None, bfm: bool = True, examples: bool = False) -> list[str]:
+        """The files ``models fetch`` installs for ``arch`` (default: both regressors).
+
+        ``examples`` adds upstream's sample photos and clip (:meth:`example_names`).
+        """
         archs = ARCHS if arch is None else (_check_arch(arch),)
-        return [*REQUIRED, *archs, *MEAN_SHAPE, *(["bfm"] if bfm else [])]
+        return [*REQUIRED, *archs, *MEAN_SHAPE, *(["bfm"] if bfm else []), *(self.example_names() if examples else [])]
+
+    def example_names(self) -> list[str]:
+        """The pinned sample inputs, by file name: ``JianzhuGuo.jpg``, ``emma.jpg``, ..., ``obama.mp4``."""
+        return [key for key, entry in self.files.items() if entry.get("example")]
 
     # -- getting files --------------------------------------------------------------------
     def fetch(self, keys: Iterable[str], progress: Progress | None = None) -> list[str]:
@@ -288,6 +299,17 @@ class ModelStore:
             bfm=self.raw_path("bfm") if use_bfm else None,
             mean_shape=None if use_bfm else tuple(self.raw_path(k) for k in MEAN_SHAPE),
         )
+
+    def example(self, name: str) -> Path:
+        """The installed, verified sample input ``name`` (one of :meth:`example_names`)."""
+        if name not in self.example_names():
+            raise ValueError(f"unknown example {name!r}; choose one of {', '.join(self.example_names())}")
+        if not self.installed(name):
+            raise ModelsMissingError(
+                f"sample file {name} not installed in {self.home}. "
+                "Run `face3d-nb models fetch` (online) or `face3d-nb models import DIR`."
+            )
+        return self.raw_path(name)
 
     def info(self) -> list[tuple[str, str, Path]]:
         """(key, status, path) for every manifest file and converted graph."""

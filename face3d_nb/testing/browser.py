@@ -133,8 +133,7 @@ class Server:
         (self.workdir / "tmp").mkdir(exist_ok=True)
         env = dict(self.env)
         if self.kind == "lab":
-            # `face3d-nb app` sets this for its kernels; a plain Jupyter server needs it from its environment.
-            env["JUPYTER_WIDGETS_ECHO"] = "0"
+            # JupyterLab as people run it: widget echo stays on (`face3d-nb app` turns it off for Voila).
             # No news feed (nothing leaves this machine) and no toast asking about it.
             settings = self.workdir / "lab-settings" / "@jupyterlab" / "apputils-extension"
             settings.mkdir(parents=True, exist_ok=True)
@@ -271,9 +270,17 @@ BROWSER_ARGS = [
 ]
 
 
-def launch_chromium(playwright, y4m: Path, allow_camera: bool = True):
-    """Headless Debian Chromium whose camera plays ``y4m``; ``allow_camera`` False denies it."""
-    args = [*BROWSER_ARGS, f"--use-file-for-fake-video-capture={y4m}"]
+def launch_chromium(playwright, y4m: Path | None, allow_camera: bool = True, cameras: int = 1):
+    """Headless Debian Chromium whose camera plays ``y4m``; ``allow_camera`` False denies it.
+
+    ``cameras`` > 1 offers that many cameras instead, each showing Chromium's generated test
+    pattern: a camera playing a file is always the only one.
+    """
+    if cameras > 1:
+        fake = "--use-fake-device-for-media-stream"
+        args = [*(a for a in BROWSER_ARGS if a != fake), f"{fake}=device-count={cameras}"]
+    else:
+        args = [*BROWSER_ARGS, f"--use-file-for-fake-video-capture={y4m}"]
     if allow_camera:
         args.append("--use-fake-ui-for-media-stream")
     else:

@@ -26,9 +26,19 @@ decodes in its worker thread.
 
 The grabber's view shows the frames it sends as the camera preview (at most ``preview_fps``), so
 the page need not also play the camera in a ``<video>``, which would redraw the whole page at the
-camera's frame rate. If the ipywebrtc front end is not available, the page opens the camera itself
-with ``constraints``. Camera denied, no camera or a stream that ends put a clear message in the
+camera's frame rate. Camera denied, no camera or a stream that ends put a clear message in the
 page (and in ``status``/``message``), never a traceback.
+
+Where frames come from (``source``, and a line in the page): ipywebrtc's ``CameraStream``
+(``camera_stream``) when one is given and ipywebrtc's front end is loaded in the page; otherwise the
+page opens the camera itself with ``constraints`` (``direct``). When the browser offers several
+cameras the view shows a picker; choosing one sets ``device_id`` and the page opens that camera
+itself, also where a ``CameraStream`` was in use: ipywebrtc's ``CameraStream`` opens its stream once,
+with the constraints it was made with, and has no way to switch cameras from the page (its
+stream stays open until that widget is closed: it is not the grabber's to stop).
+
+The front end is two files joined into one module (anywidget loads one): ``frame_sources.js`` (how
+frames are read from a camera track) and ``grabber.js`` (the camera, the protocol and the view).
 """
 
 from __future__ import annotations
@@ -77,7 +87,7 @@ class FrameGrabber(anywidget.AnyWidget):
 
     - ``camera`` (None): the ipywebrtc ``CameraStream`` to read; None opens the camera directly.
     - ``constraints`` (:func:`camera_constraints` ``()``): MediaStream constraints used when the page
-      opens the camera itself (no ``camera`` or no ipywebrtc front end).
+      opens the camera itself (no ``camera``, no ipywebrtc front end, or a ``device_id`` chosen).
     - ``width`` (320): long side, in pixels, of the frames sent; frames are never enlarged.
     - ``quality`` (0.8): JPEG quality, 0..1.
     - ``max_in_flight`` (2): most frames sent and not yet acknowledged.
@@ -88,6 +98,14 @@ class FrameGrabber(anywidget.AnyWidget):
     - ``status`` ("idle", set by the page): ``starting``, ``streaming``, ``paused``, ``hidden``,
       ``denied``, ``no-camera``, ``ended`` or ``error``.
     - ``message`` ("", set by the page): what the page shows the user when something is wrong.
+    - ``source`` ("", read-only, set by the page): which path delivers frames, once the camera is
+      open: ``camera_stream`` (ipywebrtc's ``CameraStream``) or ``direct`` (the page opened the
+      camera itself with getUserMedia); "" until the page reports.
+    - ``cameras`` ([], read-only, set by the page): the browser's video inputs, ``{"id", "label"}``
+      each, listed once the camera is allowed; with two or more the view shows a picker.
+    - ``device_id`` (""): the camera chosen, by its ``id`` in ``cameras``; "" is the browser's
+      choice (or the ``CameraStream``'s). Set by the picker, or from Python: the page then opens that
+      camera itself (``source`` becomes ``direct``).
 
     Kernel-only traits:
 
@@ -96,7 +114,7 @@ class FrameGrabber(anywidget.AnyWidget):
     - ``rejected`` (0): messages dropped as malformed or oversized.
     """
 
-    _esm = STATIC / "grabber.js"
+    _esm = (STATIC / "frame_sources.js").read_text() + (STATIC / "grabber.js").read_text()
     _css = STATIC / "grabber.css"
 
     camera = traitlets.Instance(CameraStream, allow_none=True).tag(sync=True, **widget_serialization)
@@ -109,6 +127,9 @@ class FrameGrabber(anywidget.AnyWidget):
     enabled = traitlets.Bool(True).tag(sync=True)
     status = traitlets.Unicode("idle").tag(sync=True)
     message = traitlets.Unicode("").tag(sync=True)
+    source = traitlets.Enum(["", "camera_stream", "direct"], "", read_only=True).tag(sync=True)
+    cameras = traitlets.List(traitlets.Dict(), read_only=True).tag(sync=True)
+    device_id = traitlets.Unicode("").tag(sync=True)
 
     max_bytes = traitlets.Int(1_000_000)
     received = traitlets.Int(0, read_only=True)

@@ -148,6 +148,6 @@ class MeshTransport(ABC):
     def discard(self, mesh: FaceMesh) -> None:
         """Close ``mesh``'s widgets; it is shown no more."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: a transport may share no widgets of its own
         """Close the widgets the transport's meshes share."""
 

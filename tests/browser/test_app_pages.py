@@ -32,6 +32,29 @@ def app_threads(probe: KernelProbe) -> list[str]:
     return probe.eval("[t.name for t in __import__('threading').enumerate() if t.name.startswith('face3d')]")
 
 
+def camera_source(page, probe: KernelProbe, where: str) -> str:
+    """The path frames take here (whichever it is): the page's line and the kernel's trait must agree."""
+    source = wait_kernel(probe, "app.grabber.source", message="the page reporting where its frames come from")
+    line = page.locator(".face3d-camera-source").inner_text().strip()
+    print(f"\n{where}: camera source {source!r}, the page says {line!r}")
+    if source == "camera_stream":
+        assert line == "Camera: via ipywebrtc"
+    else:
+        assert source == "direct" and line.startswith("Camera: opened directly"), (source, line)
+    return source
+
+
+def mesh_figures(probe: KernelProbe, where: str, seconds: float = 10.0) -> None:
+    """Print the mesh updates the page acknowledged per second, and capture-to-applied p50, over ``seconds``."""
+    before = probe.eval("app.viewer.stats().applied")
+    start = time.monotonic()
+    time.sleep(seconds)
+    after, p50, transport = probe.eval("(lambda s: (s.applied, s.latency_p50, s.transport))(app.viewer.stats())")
+    rate = (after - before) / (time.monotonic() - start)
+    print(f"\n{where}: {rate:.1f} mesh updates/s, capture-to-applied p50 {p50:.0f} ms ({transport})")
+    assert rate > 0
+
+
 # -- Voila ----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def voila(real_store, tmp_path_factory):
@@ -63,6 +86,8 @@ def test_voila_streams_the_camera_into_a_live_mesh(voila_app, tmp_path):
     assert wait_kernel(probe, "app.viewer.stats().applied >= 5", message="5 mesh updates acknowledged")
     assert probe.eval("app.grabber.status") == "streaming"
     assert probe.eval("app.stats()['mesh']['meshes']") == 1
+    camera_source(page, probe, "Voila")
+    mesh_figures(probe, "Voila")
     # `face3d-nb app` starts kernels without widget echo, and nothing outside this machine was needed.
     assert probe.eval("__import__('os').environ.get('JUPYTER_WIDGETS_ECHO')") == "0"
     assert not [url for url in blocked if "fontawesome" not in url], blocked
@@ -125,6 +150,38 @@ def test_close_leaves_no_thread_running(voila_app):
     assert probe.eval("app.engine.running") is False
 
 
+def test_the_camera_picker_switches_cameras(voila, playwright_session, tmp_path):
+    browser = launch_chromium(playwright_session, None, cameras=2)
+    known = set(voila.connection_files())
+    try:
+        page = browser.new_page(viewport=VIEWPORT)
+        page.goto(f"{voila.url}/", timeout=PAGE_TIMEOUT_MS)
+        probe = probe_for(voila, known)
+        try:
+            picker = page.locator(".face3d-camera-picker")
+            wait_until(lambda: picker.is_visible() and picker.locator("option").count() == 2, 180,
+                       message="a picker of two cameras")
+            cameras = wait_kernel(probe, "len(app.grabber.cameras) == 2 and app.grabber.cameras")
+            second = cameras[1]["id"]
+            wait_kernel(probe, "app.grabber.received > 3", message="frames from the first camera")
+            picker.select_option(second)
+            wait_kernel(probe, f"app.grabber.device_id == {second!r}", message="the chosen camera in the kernel")
+            camera = page.locator(".face3d-camera")
+            # The page reads the track it opened: its device is the one chosen.
+            wait_until(lambda: camera.get_attribute("data-device") == second, 60, message="the second camera open")
+            received = probe.eval("app.grabber.received")
+            wait_kernel(probe, f"app.grabber.received > {received} + 5", message="frames from the second camera")
+            assert probe.eval("app.grabber.status") == "streaming"
+            assert camera_source(page, probe, "Voila, second camera") == "direct"
+            assert picker.input_value() == second
+            screenshot(page, "voila_camera_picker", tmp_path)
+            probe.run("app.close()")
+        finally:
+            probe.close()
+    finally:
+        browser.close()
+
+
 def test_a_denied_camera_shows_a_message(voila, playwright_session, fake_camera, tmp_path):
     browser = launch_chromium(playwright_session, fake_camera, allow_camera=False)
     try:
@@ -164,6 +221,10 @@ def test_jupyterlab_runs_the_same_notebook(lab, browser, tmp_path):
         probe = KernelProbe(lab.runtime_dir / f"kernel-{session['kernel']['id']}.json")
         try:
             wait_kernel(probe, "app.viewer.stats().applied >= 5", message="5 mesh updates acknowledged")
+            camera_source(page, probe, "JupyterLab")
+            mesh_figures(probe, "JupyterLab")
+            # JupyterLab as people run it: ipywidgets echoes what the page syncs back to it.
+            assert probe.eval("__import__('ipywidgets').widgets.widget.JUPYTER_WIDGETS_ECHO") is True
             # The GPU transport works in JupyterLab too: the page passes its check and acknowledges.
             wait_kernel(probe, "app.viewer.link.gpu_decode == 'ok'", message="the page's GPU check")
             page.locator(".face3d-transport select").select_option(label="coefficients (page's GPU decodes)")

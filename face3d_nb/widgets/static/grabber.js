@@ -1,8 +1,9 @@
-// Front end of face3d_nb.widgets.camera.FrameGrabber: camera frames -> JPEG -> kernel, acknowledgement paced.
-// The protocol is described in face3d_nb/widgets/camera.py's module docstring.
+// Front end of face3d_nb.widgets.camera.FrameGrabber, part 2 of 2: camera frames -> JPEG -> kernel,
+// acknowledgement paced. The protocol is described in face3d_nb/widgets/camera.py's module docstring.
+// camera.py joins frame_sources.js (part 1: TrackFrames, VideoFrames) and this file into one module.
 //
 // One Grabber per model, made in initialize, owns the camera and the capture loop; a view (render)
-// only shows the preview and the status. anywidget gives initialize and each render a model proxy
+// only shows the preview, the status, where frames come from and the camera picker. anywidget gives initialize and each render a model proxy
 // of their own, so a map keyed by the model would not find the Grabber from render: the default
 // export is a factory, called once per model, whose closure holds that model's Grabber.
 
@@ -22,6 +23,10 @@ const INSECURE =
   "This page cannot use a camera: browsers only allow cameras on https:// and http://localhost pages.";
 const ENDED = "The camera stream ended (camera unplugged or stopped). Reload the page to start it again.";
 
+// Which path delivers frames: ipywebrtc's CameraStream, or the page's own getUserMedia.
+const VIA_IPYWEBRTC = "Camera: via ipywebrtc";
+const NO_IPYWEBRTC = "ipywebrtc's front end is not available here";
+
 function explain(error) {
   return MESSAGES[error && error.name] || `The camera could not be started (${(error && error.message) || error}).`;
 }
@@ -31,98 +36,6 @@ function statusFor(error) {
   if (name === "NotAllowedError" || name === "SecurityError") return "denied";
   if (name === "NotFoundError" || name === "OverconstrainedError") return "no-camera";
   return "error";
-}
-
-// Where camera frames come from. A source's take() returns the newest frame not taken yet, or
-// null: { width, height, at (capture time, ms since the epoch), draw(context, w, h) (async, scales
-// the frame onto a 2D context and releases it) }.
-//
-// Preferred: a MediaStreamTrackProcessor, which hands over each frame as it is captured, with no
-// <video> element to decode and composite. Its pixels are read with VideoFrame.copyTo, which works
-// in this process; drawing a VideoFrame onto a canvas goes through the GPU process instead, and
-// without a GPU that waits behind the 3D view's rendering. Fallback: a <video> element and its
-// frame callbacks.
-class TrackFrames {
-  constructor(track, onFrame) {
-    this.latest = null;
-    this.reader = new MediaStreamTrackProcessor({ track }).readable.getReader();
-    this.read(onFrame);
-  }
-
-  async read(onFrame) {
-    for (;;) {
-      const result = await this.reader.read().catch(() => ({ done: true }));
-      if (result.done) return;
-      if (this.latest) this.latest.frame.close();
-      this.latest = { frame: result.value, at: performance.timeOrigin + performance.now() };
-      onFrame();
-    }
-  }
-
-  take() {
-    if (!this.latest) return null;
-    const { frame, at } = this.latest;
-    this.latest = null;
-    const { displayWidth: width, displayHeight: height } = frame;
-    const draw = async (context, w, h) => {
-      try {
-        const rgba = new Uint8ClampedArray(width * height * 4);
-        try {
-          await frame.copyTo(rgba, { format: "RGBA" });
-        } catch (error) {
-          // A browser without pixel-format conversion in copyTo: draw the frame itself.
-          context.drawImage(frame, 0, 0, w, h);
-          return;
-        }
-        if (!this.full || this.full.width !== width || this.full.height !== height) {
-          this.full = new OffscreenCanvas(width, height);
-          this.fullContext = this.full.getContext("2d", { willReadFrequently: true });
-        }
-        this.fullContext.putImageData(new ImageData(rgba, width, height), 0, 0);
-        context.drawImage(this.full, 0, 0, w, h);
-      } finally {
-        frame.close();
-      }
-    };
-    return { width, height, at, draw };
-  }
-
-  stop() {
-    this.reader.cancel().catch(() => {});
-    if (this.latest) this.latest.frame.close();
-    this.latest = null;
-  }
-}
-
-class VideoFrames {
-  constructor(stream, onFrame) {
-    this.video = Object.assign(document.createElement("video"), { muted: true, playsInline: true, srcObject: stream });
-    this.fresh = null;
-    this.stopped = false;
-    const tick = (now, metadata) => {
-      this.fresh = performance.timeOrigin + ((metadata && metadata.captureTime) || performance.now());
-      onFrame();
-      if (!this.stopped) this.video.requestVideoFrameCallback(tick);
-    };
-    this.ready = this.video.play().then(() => {
-      if (this.video.requestVideoFrameCallback) this.video.requestVideoFrameCallback(tick);
-      else this.poll = setInterval(() => tick(), 33);
-    });
-  }
-
-  take() {
-    if (this.fresh === null || !this.video.videoWidth) return null;
-    const at = this.fresh;
-    this.fresh = null;
-    const draw = async (context, w, h) => context.drawImage(this.video, 0, 0, w, h);
-    return { width: this.video.videoWidth, height: this.video.videoHeight, at, draw };
-  }
-
-  stop() {
-    this.stopped = true;
-    clearInterval(this.poll);
-    this.video.srcObject = null;
-  }
 }
 
 // The stream, the frame source and the grab loop; it runs while a view is attached and the page is visible.
@@ -136,24 +49,52 @@ class Grabber {
     this.lastPreview = -Infinity;
     this.busy = false;
     this.source = null;
+    this.stream = null; // the stream the page opened itself (direct), stopped when replaced
     this.starting = null;
+    this.generation = 0; // bumped when the camera is reopened: a start still under way is stale
+    this.note = "";
+    this.cameras = []; // video inputs [{ id, label }], known once the camera is allowed
+    this.current = "";
     this.timer = null;
     this.canvas = null;
     this.disposed = false;
     this.onVisibility = () => this.update();
     document.addEventListener("visibilitychange", this.onVisibility);
+    this.onDevices = () => this.listCameras();
+    if (navigator.mediaDevices) navigator.mediaDevices.addEventListener("devicechange", this.onDevices);
     model.on("msg:custom", (msg) => this.onMessage(msg));
     model.on("change:enabled", () => this.update());
     model.on("change:max_fps", () => this.pump());
+    model.on("change:device_id", () => this.reopen());
   }
 
   // The model is gone: stop reading the camera (anywidget drops the listeners on initialize's model).
   dispose() {
     this.disposed = true;
     document.removeEventListener("visibilitychange", this.onVisibility);
+    if (navigator.mediaDevices) navigator.mediaDevices.removeEventListener("devicechange", this.onDevices);
     clearTimeout(this.timer);
+    this.close();
+  }
+
+  // Stop reading frames; a stream the page opened itself is stopped too (a CameraStream's belongs to it).
+  close() {
     if (this.source) this.source.stop();
+    if (this.stream) for (const track of this.stream.getTracks()) track.stop();
     this.source = null;
+    this.stream = null;
+  }
+
+  // Another camera was chosen (device_id): read from it instead.
+  reopen() {
+    this.generation += 1;
+    this.close();
+    this.starting = null;
+    this.update();
+  }
+
+  refreshViews() {
+    for (const view of this.views) view.refresh();
   }
 
   setStatus(status, message = "") {
@@ -162,43 +103,67 @@ class Grabber {
     this.model.save_changes();
   }
 
-  async cameraStream() {
+  // { stream, source, note }: ipywebrtc's CameraStream when there is one and its front end is loaded
+  // and no other camera was chosen (it opens its stream once, with its own constraints), else the
+  // page opens the camera itself.
+  async openStream() {
     const ref = this.model.get("camera");
-    if (typeof ref === "string" && ref.startsWith("IPY_MODEL_")) {
+    const deviceId = this.model.get("device_id");
+    let why = deviceId ? "the camera chosen here" : "";
+    if (!deviceId && typeof ref === "string" && ref.startsWith("IPY_MODEL_")) {
       let camera = null;
       try {
         camera = await this.model.widget_manager.get_model(ref.slice("IPY_MODEL_".length));
       } catch (error) {
         console.warn("face3d: ipywebrtc front end unavailable, opening the camera directly", error);
       }
-      if (camera && typeof camera.captureStream === "function") return camera.captureStream();
+      if (camera && typeof camera.captureStream === "function") {
+        return { stream: await camera.captureStream(), source: "camera_stream", note: VIA_IPYWEBRTC };
+      }
+      why = NO_IPYWEBRTC;
     }
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
       throw Object.assign(new Error(INSECURE), { name: "InsecureContext" });
     }
-    return navigator.mediaDevices.getUserMedia(this.model.get("constraints"));
+    const constraints = structuredClone(this.model.get("constraints"));
+    if (deviceId) constraints.video = { ...(constraints.video || {}), deviceId: { exact: deviceId } };
+    const stream = await navigator.mediaDevices.getUserMedia(constraints);
+    return { stream, source: "direct", note: why ? `Camera: opened directly (${why})` : "Camera: opened directly" };
   }
 
   async start() {
+    const generation = this.generation;
     this.setStatus("starting");
-    let stream;
+    let opened;
     try {
-      stream = await this.cameraStream();
+      opened = await this.openStream();
     } catch (error) {
-      this.setStatus(statusFor(error), error.name === "InsecureContext" ? INSECURE : explain(error));
+      if (generation === this.generation) {
+        this.setStatus(statusFor(error), error.name === "InsecureContext" ? INSECURE : explain(error));
+      }
       return;
     }
-    if (this.disposed) return;
+    const { stream, source, note } = opened;
+    if (this.disposed || generation !== this.generation) {
+      if (source === "direct") for (const t of stream.getTracks()) t.stop();
+      return;
+    }
+    if (source === "direct") this.stream = stream;
+    this.note = note;
+    this.model.set("source", source);
+    this.model.save_changes();
     const track = stream.getVideoTracks()[0];
     if (!track || track.readyState === "ended") {
       this.setStatus("ended", ENDED);
       return;
     }
     track.addEventListener("ended", () => {
-      if (this.source) this.source.stop();
-      this.source = null;
+      if (generation !== this.generation) return;
+      this.close();
       this.setStatus("ended", ENDED);
     });
+    this.current = (track.getSettings && track.getSettings().deviceId) || "";
+    this.listCameras();
     try {
       if (typeof MediaStreamTrackProcessor === "function") {
         this.source = new TrackFrames(track, () => this.pump());
@@ -212,6 +177,16 @@ class Grabber {
     }
     if (this.disposed) this.dispose();
     else this.update();
+  }
+
+  // Camera labels are only given once a camera is allowed: listed after it is open, and on changes.
+  async listCameras() {
+    const devices = await navigator.mediaDevices.enumerateDevices().catch(() => []);
+    const inputs = devices.filter((d) => d.kind === "videoinput" && d.deviceId);
+    this.cameras = inputs.map((d, i) => ({ id: d.deviceId, label: d.label || `Camera ${i + 1}` }));
+    this.model.set("cameras", this.cameras);
+    this.model.save_changes();
+    this.refreshViews();
   }
 
   get running() {
@@ -304,7 +279,18 @@ function renderView(grabber, { model, el }) {
   const message = document.createElement("div");
   message.className = "face3d-camera-message";
   message.setAttribute("role", "alert");
-  el.append(preview, message);
+  const source = document.createElement("div");
+  source.className = "face3d-camera-source";
+  // Only when there is a choice: the browser offers more than one camera.
+  const picker = document.createElement("select");
+  picker.className = "face3d-camera-picker";
+  picker.title = "Camera";
+  picker.hidden = true;
+  picker.addEventListener("change", () => {
+    model.set("device_id", picker.value);
+    model.save_changes();
+  });
+  el.append(preview, source, picker, message);
   const show = () => {
     el.dataset.status = model.get("status");
     message.textContent = model.get("message");
@@ -315,6 +301,13 @@ function renderView(grabber, { model, el }) {
   // waits for the GPU, unlike a canvas.
   let shown = null;
   const view = {
+    refresh() {
+      source.textContent = grabber.note;
+      picker.replaceChildren(...grabber.cameras.map(({ id, label }) => new Option(label, id)));
+      picker.value = grabber.current;
+      picker.hidden = grabber.cameras.length < 2;
+      el.dataset.device = grabber.current;
+    },
     preview(jpeg) {
       const url = URL.createObjectURL(jpeg);
       preview.onload = () => {
@@ -328,6 +321,7 @@ function renderView(grabber, { model, el }) {
   model.on("change:status", show);
   model.on("change:message", show);
   show();
+  view.refresh();
   grabber.attach(view);
   return () => {
     model.off("change:status", show);

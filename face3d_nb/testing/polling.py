@@ -1,0 +1,22 @@
+"""Waiting in tests for what another thread does: poll a condition, never sleep a fixed time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+__all__ = ["wait_for"]
+
+T = TypeVar("T")
+
+
+def wait_for(condition: Callable[[], T], timeout: float = 60.0, message: str = "condition") -> T:
+    """Poll ``condition()`` every 20 ms until it returns a truthy value (returned); TimeoutError
+    naming ``message`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {message}")
+        time.sleep(0.02)
+    return value
