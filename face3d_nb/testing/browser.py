@@ -221,7 +221,9 @@ class KernelProbe:
         self.client = BlockingKernelClient(connection_file=str(connection_file))
         self.client.load_connection_file()
         self.client.start_channels()
-        self.client.wait_for_ready(timeout=60)
+        # Not ``wait_for_ready``: once the kernel answers, it reads iopub until 0.2 s pass without a
+        # message, which never happens while the app streams mesh updates (it hung there).
+        self._execute("", timeout=60)
 
     def _execute(self, code: str, timeout: float, **options) -> dict:
         # The reply comes on the shell channel. Waiting on iopub instead (execute_interactive) fails
