@@ -214,7 +214,7 @@ def _parse_toml(text: str, path: Path) -> dict:
 
 def _parse_yaml(text: str, path: Path):
     try:
-        import yaml  # noqa: PLC0415 - optional dependency
+        import yaml  # noqa: PLC0415 - loaded only when a YAML file is read
     except ModuleNotFoundError:
         raise ValueError(f"{path}: reading YAML needs the 'pyyaml' package (or use a .toml file)") from None
     try:
