@@ -1,6 +1,6 @@
 """The live app in Voila with a fake camera, against a baseline camera loop built on ipywebrtc's ImageRecorder.
 
-    python benchmarks/bench_app.py [--seconds 30] [--warmup 8] [--detail LEVEL]
+    python benchmarks/bench_app.py [--seconds 30] [--warmup 8] [--detail LEVEL] [--baseline DIR]
 
 Both cases run in this one invocation, one after the other, each in its own Voila server (echo off)
 and headless Chromium (Debian's, software WebGL) whose fake camera plays the test video:
@@ -20,6 +20,11 @@ kernel's RSS at start and end. Then the app/baseline ratio of mesh updates/s.
 
 Targets (issue 4) on the 2-core machine: >= 10 mesh updates/s, p50 < 150 ms, >= 1.5x the baseline,
 kernel memory flat.
+
+``--baseline DIR`` (a checkout of the previous main, e.g. a git worktree) compares the app with the
+app of that source tree instead of with ImageRecorder: the same measurement on each, the baseline's
+Voila and kernel importing face3d_nb from ``DIR``, this tree's case first; then before/now of mesh
+updates/s and of capture-to-applied p50 (issue 14: at least as good as before).
 """
 
 from __future__ import annotations
@@ -91,6 +96,7 @@ NAMES = {
     "app": {"received": "app.grabber.received", "engine": "app.engine", "viewer": "app.viewer"},
     "ImageRecorder": {"received": "received", "engine": "engine", "viewer": "viewer"},
 }
+NAMES["app before"] = NAMES["app"]
 
 
 class BaselineServer(Server):
@@ -164,6 +170,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=8.0, help="streaming before the window opens")
     parser.add_argument("--detail", help="mesh detail of the baseline (default: the one the app ran with)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    parser.add_argument("--baseline", type=Path, help="source tree of the previous main: compare its app with this one")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if (missing := chromium_missing()) is not None:
@@ -177,11 +184,14 @@ def main() -> None:
     notebook = work / "baseline" / "baseline.ipynb"
     notebook.parent.mkdir()
     results = {}
+    cases = ("app", "app before") if args.baseline else ("app", "ImageRecorder")
     with sync_playwright() as playwright:
-        for case in ("app", "ImageRecorder"):
+        for case in cases:
             (work / case).mkdir(exist_ok=True)
-            if case == "app":
+            if case.startswith("app"):
                 server = Server("voila", work / case, home)
+                if case == "app before":
+                    server.env["PYTHONPATH"] = str(args.baseline.resolve())
             else:
                 # Same mesh detail as the app, so the two differ only in how frames reach the kernel.
                 detail = args.detail or results["app"]["detail"]
@@ -200,6 +210,15 @@ def main() -> None:
     for case, r in results.items():
         print(f"{case:16}{r['detail']:>8}{r['camera_fps']:11.1f}{r['processed_fps']:11.1f}{r['mesh_fps']:11.1f}"
               f"{r['latency_p50_ms']:8.0f}{r['latency_p95_ms']:8.0f}{r['rss_start_mb']:14.0f}{r['rss_end_mb']:12.0f}")
+    if args.baseline:
+        now, before = results["app"], results["app before"]
+        print(f"\napp now vs before ({args.baseline}): mesh updates/s {now['mesh_fps']:.1f} vs {before['mesh_fps']:.1f} "
+              f"({'as good or better' if now['mesh_fps'] >= before['mesh_fps'] else 'WORSE'}), capture-to-applied p50 "
+              f"{now['latency_p50_ms']:.0f} vs {before['latency_p50_ms']:.0f} ms "
+              f"({'as good or better' if now['latency_p50_ms'] <= before['latency_p50_ms'] else 'WORSE'})")
+        if args.json:
+            print(json.dumps(results))
+        return
     app, base = results["app"], results["ImageRecorder"]
     ratio = app["mesh_fps"] / base["mesh_fps"] if base["mesh_fps"] > 0 else float("inf")
     print(f"\nmesh updates/s, app vs ImageRecorder: {ratio:.2f}x")

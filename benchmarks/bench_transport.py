@@ -1,6 +1,7 @@
 """Mesh transports compared in a real page: positions (decoded in the kernel) vs coefficients (decoded by the page's GPU).
 
     python benchmarks/bench_transport.py [--seconds 10] [--slow-seconds 15] [--rate 30] [--detail full] [--no-basis]
+    python benchmarks/bench_transport.py --load [--baseline DIR] [--rounds 2]
 
 Voila serves a small notebook: a FaceViewer of the Basel Face Model when installed, else of the real
 mean shape with a synthetic basis of the real size (face3d_nb/testing/basis.py), fed on a kernel thread
@@ -15,16 +16,24 @@ after the link slows down.
 Figures per transport: bytes per update (everything the kernel sent to the page, per update
 applied), updates applied per second, latency p50/p95 from the frame being handed to the viewer to
 the page's acknowledgement, and from the update being sent to that acknowledgement, kernel CPU per
-update (the whole kernel process, CPU decode included), one-time load (bytes sent until the first
-update was applied) and page-ready time (navigation to the first applied update).
+update (the whole kernel process, CPU decode included), one-time load (bytes the kernel sent until
+the first update was applied, and bytes the page received over its websockets until then: what
+crosses the link) and page-ready time (navigation to the first applied update).
 
 Target (issue 6): on the slow link, coefficients >= 10 updates/s where positions fall below 2.
+
+``--load`` measures the coefficient page's one-time load only, A/B in one run, pages interleaved over
+``--rounds``: "before" (the kernel imports face3d_nb from ``--baseline DIR``, a checkout of the previous
+code, e.g. ``git worktree add /tmp/face3d_before <commit>``), "half" (this code, basis in half floats as
+for a page drawing on the CPU: the send-once fix alone) and "u12" (this code, 12-bit basis as for a
+page with a GPU). Targets (issue 14): one copy of the model, and less.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -59,6 +68,9 @@ FAST_LINK = {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadTh
 KERNEL = """
 import json, os, sys, threading, time
 from urllib.parse import parse_qs
+query = parse_qs(os.environ.get("QUERY_STRING", ""))
+if query.get("code") == ["baseline"]:
+    sys.path.insert(0, {baseline!r})
 import numpy as np
 from IPython.display import display
 from face3d_nb.core.morphable import MorphableModel, pose_from_params
@@ -78,7 +90,10 @@ def _counting_publish(self, msg_type, data=None, metadata=None, buffers=None, **
     return _publish(self, msg_type, data, metadata, buffers, **keys)
 ipykernel.comm.comm.BaseComm.publish_msg = _counting_publish
 
-transport = parse_qs(os.environ.get("QUERY_STRING", "")).get("transport", ["auto"])[0]
+transport = query.get("transport", ["auto"])[0]
+if query.get("encoding"):
+    from face3d_nb.widgets.coefficient_transport import CoefficientTransport
+    CoefficientTransport.encoding = query["encoding"][0]
 if {bfm!r}:
     full = MorphableModel.from_bfm({bfm!r}, {tri!r})
 else:
@@ -145,20 +160,68 @@ def snapshot(probe, page) -> dict:
     return {**probe.eval("snapshot()"), "draws": page.evaluate("window.face3dDraws")}
 
 
-def run_page(browser, server, transport: str, args) -> dict:
+class Received:
+    """Bytes the page receives over its websockets, as Chromium reports them (CDP), with the time."""
+
+    def __init__(self, cdp):
+        self.frames: list[tuple[float, int]] = []
+        self.offset = 0.0
+        cdp.on("Network.webSocketWillSendHandshakeRequest", self._handshake)
+        cdp.on("Network.webSocketFrameReceived", self._frame)
+
+    def _handshake(self, event: dict) -> None:
+        # Frames carry CDP's monotonic time; the handshake gives its wall-clock equivalent.
+        self.offset = event["wallTime"] - event["timestamp"]
+
+    def _frame(self, event: dict) -> None:
+        data = event["response"]["payloadData"]  # text, or base64 of binary frames
+        size = len(data.encode()) if event["response"]["opcode"] == 1 else len(data) * 3 // 4 - data[-2:].count("=")
+        self.frames.append((event["timestamp"], size))
+
+    def until(self, page, wall_time: float) -> int:
+        """Bytes received up to ``wall_time`` (time.time()); ``page`` delivers the events pending."""
+        page.evaluate("0")
+        return sum(n for t, n in self.frames if t + self.offset <= wall_time)
+
+
+def open_page(browser, server, query: str, what: str):
+    """A page of ``query`` once its first update was applied: the page, its CDP session, a probe on
+    its kernel and the load figures."""
     known = set(server.connection_files())
     page = browser.new_page(viewport={"width": 700, "height": 700})
     page.add_init_script(COUNT_DRAWS)
     cdp = page.context.new_cdp_session(page)
     cdp.send("Network.enable")
+    received = Received(cdp)
     started = time.time()
-    page.goto(f"{server.url}/?transport={transport}", timeout=180_000)
+    page.goto(f"{server.url}/?{query}", timeout=180_000)
     connection = wait_until(lambda: [p for p in server.connection_files() if p not in known], 120, message="kernel")
     probe = KernelProbe(connection[-1])
+    wait_until(lambda: probe.eval("feeder.ready_at"), 180, message=f"the first {what} update")
+    ready_at, ready_bytes, module = probe.eval("(feeder.ready_at, feeder.ready_bytes, sys.modules['face3d_nb'].__file__)")
+    load = {"page ready s": ready_at - started, "one-time load MB": ready_bytes / 1e6,
+            "page received MB": received.until(page, ready_at) / 1e6, "code": str(Path(module).parent.parent)}
+    return page, cdp, probe, load
+
+
+def close_page(page, probe) -> None:
+    probe.run("feeder.stop = True")
+    probe.close()
+    page.close()
+
+
+class BenchServer(NotebookServer):
+    """The app's Voila with room for every page of a run: its kernels outlive their pages here (Voila's
+    shutdown request on unload is refused for want of an XSRF token)."""
+
+    def command(self) -> list[str]:
+        cap = "--CappedKernelManager.max_kernels="
+        return [a for a in super().command() if not a.startswith(cap)] + [f"{cap}64"]
+
+
+def run_page(browser, server, transport: str, args) -> dict:
+    page, cdp, probe, out = open_page(browser, server, f"transport={transport}", transport)
     try:
-        wait_until(lambda: probe.eval("feeder.ready_at"), 180, message=f"the first {transport} update")
-        ready_at, ready_bytes = probe.eval("(feeder.ready_at, feeder.ready_bytes)")
-        out = {"page ready s": ready_at - started, "one-time load MB": ready_bytes / 1e6}
         time.sleep(2.0)
         before = snapshot(probe, page)
         time.sleep(args.seconds)
@@ -171,11 +234,32 @@ def run_page(browser, server, transport: str, args) -> dict:
         out["slow"] = figures(before, snapshot(probe, page))
         cdp.send("Network.emulateNetworkConditions", FAST_LINK)
         out["message"] = probe.eval("viewer.transport_message")
-        probe.run("feeder.stop = True")
         return out
     finally:
-        probe.close()
-        page.close()
+        close_page(page, probe)
+
+
+def run_load(browser, server, args) -> None:
+    """The coefficient page's one-time load, A/B (see the module docstring), interleaved."""
+    variants = {"before": "transport=coefficients&code=baseline"} if args.baseline else {}
+    variants |= {e: f"transport=coefficients&encoding={e}" for e in ("half", "u12")}
+    results: dict[str, list[dict]] = {name: [] for name in variants}
+    for _ in range(args.rounds):
+        for name, query in variants.items():
+            page, _cdp, probe, load = open_page(browser, server, query, name)
+            close_page(page, probe)
+            results[name].append(load)
+    first = next(iter(variants))
+    medians = {name: {key: statistics.median(r[key] for r in runs) for key in runs[0] if key != "code"}
+               for name, runs in results.items()}
+    print(f"\none-time load of the coefficient page, medians of {args.rounds} interleaved rounds "
+          f"(ratios against {first}):")
+    for name, m in medians.items():
+        ratio = {key: medians[first][key] / m[key] for key in m}
+        print(f"  {name:6s} ({results[name][0]['code']}): kernel sent {m['one-time load MB']:.2f} MB "
+              f"(x{ratio['one-time load MB']:.2f} less), page received {m['page received MB']:.2f} MB "
+              f"(x{ratio['page received MB']:.2f} less), page ready {m['page ready s']:.1f} s "
+              f"(x{ratio['page ready s']:.2f} faster)")
 
 
 def load_sizes(paths, detail: str, basis: bool) -> dict[str, float]:
@@ -190,14 +274,16 @@ def load_sizes(paths, detail: str, basis: bool) -> dict[str, float]:
     model = with_synthetic_basis(model) if basis and model.basis is None else model
     level = DetailLevels(model).model(detail)
     index, positions = level.triangles.nbytes, level.mean.nbytes
-    texture = 0 if level.basis is None else pack_basis(level.basis, level.n_vertices).nbytes
-    return {"positions": (index + positions) / 1e6,
-            "coefficients": (index + positions + 4 * level.n_vertices + texture) / 1e6, "texture": texture / 1e6}
+    texture = {e: 0 if level.basis is None else pack_basis(level.basis, level.n_vertices, e).nbytes / 1e6
+               for e in ("half", "u12")}
+    return {"positions": (index + positions) / 1e6, "texture": texture["u12"],
+            "coefficients": (index + positions + 4 * level.n_vertices) / 1e6 + texture["u12"],
+            "encoding": f"12-bit, for GPU pages; {texture['half']:.2f} MB in half floats for pages drawing on the CPU"}
 
 
 def show(name: str, result: dict) -> None:
     print(f"\n{name}: page ready {result['page ready s']:.1f} s (navigation to first update applied), kernel sent "
-          f"{result['one-time load MB']:.2f} MB until then")
+          f"{result['one-time load MB']:.2f} MB until then, page received {result['page received MB']:.2f} MB")
     for link in ("fast", "slow"):
         f = result[link]
         print(f"  {link} link ({f['active']}): {f['bytes/update']:,.0f} bytes/update, {f['updates/s']:.1f} updates/s, "
@@ -219,7 +305,12 @@ def main() -> None:
     parser.add_argument("--detail", choices=("full", "medium", "low"), default="full")
     parser.add_argument("--no-basis", action="store_true",
                         help="without the BFM, decode the mean shape only (no synthetic basis)")
+    parser.add_argument("--load", action="store_true", help="the coefficient page's one-time load only, A/B")
+    parser.add_argument("--baseline", type=Path, help="with --load: a checkout of the previous code, measured as 'before'")
+    parser.add_argument("--rounds", type=int, default=2, help="with --load: interleaved rounds")
     args = parser.parse_args()
+    if args.baseline and not (args.baseline / "face3d_nb" / "__init__.py").is_file():
+        raise SystemExit(f"--baseline {args.baseline}: no face3d_nb package there")
     logging.basicConfig(level=logging.WARNING)
     missing = chromium_missing()
     if missing:
@@ -230,15 +321,18 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="face3d_bench_transport_"))
     code = KERNEL.format(reference=str(REFERENCE), rate=args.rate, detail=args.detail,
                          bfm=str(paths.bfm or ""), tri=str(paths.tri), indices=str(paths.indices),
-                         basis=not args.no_basis, mean_shape=[str(p) for p in paths.mean_shape or ()])
+                         basis=not args.no_basis, mean_shape=[str(p) for p in paths.mean_shape or ()],
+                         baseline=str((args.baseline or Path()).resolve()))
     notebook = write_notebook(work / "bench_transport.ipynb", code)
     sizes = load_sizes(paths, args.detail, not args.no_basis)
     print(f"one-time load: positions {sizes['positions']:.2f} MB (index, first positions); coefficients "
-          f"{sizes['coefficients']:.2f} MB (of which basis texture {sizes['texture']:.2f} MB)")
+          f"{sizes['coefficients']:.2f} MB (of which basis texture {sizes['texture']:.2f} MB, {sizes['encoding']})")
     print("(headless Chromium renders with SwiftShader on the CPU here: 'page drew' counts frames actually drawn)")
     results = {}
-    with NotebookServer(notebook, work, work / "home") as server, sync_playwright() as playwright:
+    with BenchServer(notebook, work, work / "home") as server, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=BROWSER_ARGS)
+        if args.load:
+            return run_load(browser, server, args)  # leaving sync_playwright() closes the browser
         for transport in ("positions", "coefficients", "auto"):
             results[transport] = run_page(browser, server, transport, args)
             show(transport, results[transport])

@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 
 from . import __version__
+from .apps.serve import NotebookMissingError, Serving, add_serve_options, app_notebook, serve_app, serving
 from .core.frames import ImageError, read_image
 from .live.performance_log import PerformanceLog
 from .live.settings_file import Settings, load_settings
@@ -220,17 +221,17 @@ def cmd_models(args) -> int:
     return 0
 
 
-def _check_port(port: int) -> None:
-    if not 0 < port < 65536:
-        raise CliError(f"--port must be between 1 and 65535, got {port}", status=2)
+def _serving(args) -> Serving:
+    try:
+        return serving(args.host, args.port, args.token, args.max_kernels)
+    except ValueError as exc:
+        raise CliError(str(exc), status=2) from None
 
 
 def cmd_app(args) -> int:
-    from .apps.serve import NotebookMissingError, serve_app  # noqa: PLC0415 - Voila is only needed here
-
-    _check_port(args.port)
+    where = _serving(args)
     try:
-        serve_app(port=args.port, host=args.host, open_browser=args.open, config=args.config)
+        serve_app(where, open_browser=args.open, config=args.config)
     except NotebookMissingError as exc:
         raise CliError(str(exc)) from None
     except ValueError as exc:  # the settings file, checked before serving
@@ -241,10 +242,9 @@ def cmd_app(args) -> int:
 def cmd_replay(args) -> int:
     """Serve the replay notebook with Voila, the recording passed to its kernel in the environment."""
     from .apps.replay_app import ENV_DETAIL, ENV_FILE  # noqa: PLC0415
-    from .apps.serve import NotebookMissingError, app_notebook, serve_app  # noqa: PLC0415
     from .live.recording import RecordingError, read_recording  # noqa: PLC0415
 
-    _check_port(args.port)
+    where = _serving(args)
     try:
         _, frames = read_recording(args.path)
     except RecordingError as exc:
@@ -254,11 +254,11 @@ def cmd_replay(args) -> int:
         notebook = app_notebook("replay.ipynb")
     except (AssetError, NotebookMissingError) as exc:
         raise CliError(str(exc)) from None
-    print(f"replaying {args.path} ({len(frames)} frames) at http://{args.host}:{args.port}/", flush=True)
+    print(f"replaying {args.path} ({len(frames)} frames) at {where.urls()[0]}", flush=True)
     # The kernels Voila starts inherit this process's environment.
     os.environ[ENV_FILE] = str(args.path.resolve())
     os.environ[ENV_DETAIL] = args.detail
-    serve_app(port=args.port, host=args.host, open_browser=args.open, notebook=notebook)
+    serve_app(where, open_browser=args.open, notebook=notebook)
     return 0
 
 
@@ -270,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def engine_options(p):
         p.add_argument("--arch", choices=ARCHS, help="regressor (default: mb1 when installed, else mb05)")
-        p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: all cores)")
+        p.add_argument("--threads", type=int, default=0, help="detector threads (0: all cores; the regressor uses one)")
         p.add_argument("--provider", choices=("cpu", "cuda"),
                        help="ONNX Runtime execution provider (default: cpu, or the --config file's; cuda needs "
                             "onnxruntime-gpu and falls back to the CPU with a warning without it)")
@@ -315,20 +315,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--level", choices=("full", "medium", "low"), default="full", help="mesh detail")
     export.set_defaults(func=cmd_export)
 
-    def serve_options(p, what: str):
-        p.add_argument("--port", type=int, default=8866, help="port to listen on (default: 8866)")
-        p.add_argument("--host", default="localhost", help="interface to listen on (default: localhost)")
-        p.add_argument("--open", action="store_true", help=f"open the {what} in a web browser")
-
     app = sub.add_parser("app", help="serve the live camera app with Voila")
-    serve_options(app, "app")
+    add_serve_options(app, "app")
     app.add_argument("--config", type=Path, help="settings file (.toml, .yaml or .yml; ours or the seed's sections)")
     app.set_defaults(func=cmd_app)
 
     replay = sub.add_parser("replay", help="play a recorded session back into the 3D viewer (served with Voila)")
     replay.add_argument("path", type=Path, help="a recording (.jsonl) saved by the app")
     replay.add_argument("--detail", choices=("full", "medium", "low"), default="full", help="mesh detail")
-    serve_options(replay, "replay")
+    add_serve_options(replay, "replay")
     replay.set_defaults(func=cmd_replay)
     return parser
 

@@ -42,8 +42,8 @@ def app(reconstructor):
 
 def deliver(app, jpeg: bytes, seq: int) -> None:
     """What the page does with one camera frame."""
-    app.grabber._handle_message(app.grabber, {"type": "frame", "seq": seq, "captured_at": time.time() * 1000},
-                                [memoryview(jpeg)])
+    app.grabber._handle_message(app.grabber, {"type": "frame", "page": "tab-1", "seq": seq,
+                                              "captured_at": time.time() * 1000}, [memoryview(jpeg)])
 
 
 def acknowledge_all(app) -> None:
@@ -76,7 +76,7 @@ def test_frames_become_mesh_updates_and_stats(app, jpegs):
     stream(app, jpegs, 20)
     wait_for(lambda: app.engine.stats().processed >= 10, message="10 processed frames")
     acknowledge_all(app)
-    assert app.grabber.received == 20 and app.grabber.sent[-1] == {"type": "ack", "seq": 19}
+    assert app.grabber.received == 20 and app.grabber.sent[-1] == {"type": "ack", "seq": 19, "page": "tab-1", "accepted": True}
     mesh = app.viewer.stats()
     assert mesh.meshes == 1 and mesh.applied >= 5
     level = app.engine.stats()

@@ -36,7 +36,7 @@ def test_a_seed_config_file_drives_the_app(reconstructor, seed_config, tmp_path)
         assert "The settings file's input_size (480) is kept." in app.viewer.link.note
         jpeg = cv2.imencode(".jpg", face_picture(240, 320))[1].tobytes()
         for seq in range(3):
-            app.grabber._handle_message(app.grabber, {"type": "frame", "seq": seq,
+            app.grabber._handle_message(app.grabber, {"type": "frame", "page": "tab-1", "seq": seq,
                                                       "captured_at": time.time() * 1000}, [memoryview(jpeg)])
             wait_for(lambda n=seq: app.performance_log.lines > n, message=f"log line {seq}")
         assert app.performance_log.path == tmp_path.resolve() / "perf.csv"

@@ -28,7 +28,8 @@ def jpeg() -> bytes:
 
 @pytest.fixture
 def grabber():
-    g = FrameGrabber()
+    # The kernel's clock at the time the test frames say they were captured (1.7e12 ms, late 2023).
+    g = FrameGrabber(clock=lambda: 1_700_000_000.5)
     g.sent = []
     g.send = lambda content, buffers=None: g.sent.append(content)
     g.frames = []
@@ -37,13 +38,13 @@ def grabber():
     g.close()
 
 
-def frame_message(seq=1, captured_at=1.7e12, **extra):
-    return {"type": "frame", "seq": seq, "captured_at": captured_at, "width": 320, "height": 180, **extra}
+def frame_message(seq=1, captured_at=1.7e12, page="tab-1", **extra):
+    return {"type": "frame", "page": page, "seq": seq, "captured_at": captured_at, "width": 320, "height": 180, **extra}
 
 
 def test_a_frame_is_acknowledged_and_handed_on(grabber, jpeg):
     grabber._handle_message(grabber, frame_message(seq=7, captured_at=1_700_000_000_123.0), [memoryview(jpeg)])
-    assert grabber.sent == [{"type": "ack", "seq": 7}]
+    assert grabber.sent == [{"type": "ack", "seq": 7, "page": "tab-1", "accepted": True}]
     [(data, captured_at, seq)] = grabber.frames
     assert data == jpeg and isinstance(data, bytes)
     # The page's clock is in ms since the epoch; the kernel side works in seconds.
@@ -71,7 +72,36 @@ def test_malformed_frames_are_dropped_counted_and_still_acknowledged(grabber, jp
     assert grabber.frames == []
     assert (grabber.received, grabber.rejected) == (0, 1)
     # Acknowledged all the same, or a page that sent junk would stall its in-flight window.
-    assert grabber.sent == [{"type": "ack", "seq": content["seq"]}]
+    seq = content["seq"] if type(content["seq"]) is int else None
+    assert grabber.sent == [{"type": "ack", "seq": seq, "page": "tab-1", "accepted": True}]
+
+
+def test_two_pages_get_their_own_acks_and_one_streams_at_a_time(grabber, jpeg, monkeypatch):
+    # One widget shown in two JupyterLab tabs: both grabbers number their frames from 1.
+    grabber._handle_message(grabber, frame_message(seq=1, page="tab-1"), [memoryview(jpeg)])
+    grabber._handle_message(grabber, frame_message(seq=1, page="tab-2"), [memoryview(jpeg)])
+    grabber._handle_message(grabber, frame_message(seq=2, page="tab-1"), [memoryview(jpeg)])
+    assert grabber.sent == [{"type": "ack", "seq": 1, "page": "tab-1", "accepted": True},
+                            {"type": "ack", "seq": 1, "page": "tab-2", "accepted": False},
+                            {"type": "ack", "seq": 2, "page": "tab-1", "accepted": True}]
+    assert [seq for _, _, seq in grabber.frames] == [1, 2]
+    assert (grabber.received, grabber.ignored, grabber.rejected) == (2, 1, 0)
+    # Once the streaming page falls silent (its tab hidden), the other one takes over.
+    monkeypatch.setattr(face3d_nb.widgets.camera, "_HANDOVER_S", 0.0)
+    grabber._handle_message(grabber, frame_message(seq=5, page="tab-2"), [memoryview(jpeg)])
+    assert grabber.sent[-1]["accepted"] and grabber.frames[-1][2] == 5
+
+
+def test_acks_echo_only_well_formed_page_ids_and_seqs(grabber, jpeg):
+    grabber._handle_message(grabber, frame_message(seq="x" * 10_000, page="p" * 10_000), [memoryview(jpeg)])
+    assert grabber.sent == [{"type": "ack", "seq": None, "page": None, "accepted": True}]
+    assert grabber.rejected == 1
+
+
+def test_the_page_keeps_only_its_own_acks():
+    grabber = (Path(face3d_nb.widgets.camera.__file__).parent / "static" / "grabber.js").read_text()
+    assert 'msg.type === "ack" && msg.page === this.page' in grabber
+    assert "page: this.page, seq" in grabber
 
 
 def test_unknown_messages_are_dropped_without_reply(grabber, jpeg):

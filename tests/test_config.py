@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from face3d_nb.core.tracking import SETTINGS, Tracker
 from face3d_nb.live.config import EngineConfig, parse_override
 
 
@@ -34,6 +35,14 @@ def test_defaults_match_the_documented_ones():
         ({"arch": 3}, "arch"),
         ({"provider": "tpu"}, "provider"),
         ({"threads": -1}, "threads"),
+        ({"search_interval": -1}, "search_interval"),
+        ({"search_scale": 0}, "search_scale"),
+        ({"search_scale": 1.5}, "search_scale"),
+        ({"confirm_hits": 0}, "confirm_hits"),
+        ({"confirm_score": 1.5}, "confirm_score"),
+        ({"max_misses": -1}, "max_misses"),
+        ({"cut_threshold": -0.1}, "cut_threshold"),
+        ({"cut_threshold": "often"}, "cut_threshold"),
         ({"colour": "red"}, "colour"),
     ],
 )
@@ -42,6 +51,18 @@ def test_bad_values_and_unknown_keys_name_the_key(overrides, key):
         EngineConfig().replace(**overrides)
     with pytest.raises(ValueError, match=rf"^{key}: "):
         EngineConfig.from_dict(overrides)
+
+
+def test_the_tracker_settings_are_engine_keys_with_the_same_defaults():
+    config = EngineConfig()
+    assert {name: getattr(Tracker(None), name) for name in SETTINGS} == {name: getattr(config, name) for name in SETTINGS}
+    assert (config.search_interval, config.search_scale, config.confirm_hits, config.confirm_score,
+            config.max_misses, config.cut_threshold) == (4, 0.5, 2, 0.9, 10, 0.2)
+    changed = config.replace(detect_interval=7, search_interval=0, search_scale=1.0, max_faces=2, min_face_size=20,
+                             confirm_hits=3, confirm_score=0.8, max_misses=0, cut_threshold=1.0)
+    tracker = Tracker(None)
+    tracker.configure(changed)
+    assert {name: getattr(tracker, name) for name in SETTINGS} == {name: getattr(changed, name) for name in SETTINGS}
 
 
 def test_replace_validates_and_keeps_the_original():

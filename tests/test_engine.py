@@ -328,7 +328,8 @@ def test_reset_tracking_starts_a_new_track(reconstructor, video):
 
 
 def test_video_through_the_engine(reconstructor, video):
-    with Engine(EngineConfig(), reconstructor) as engine:
+    # No search for faces that enter (tested with the tracker): the first frame and the periodic detection.
+    with Engine(EngineConfig(search_interval=0), reconstructor) as engine:
         events = Collector(engine)
         _run(engine, video, times=[i / 25 for i in range(len(video))])
         stats = engine.stats()
@@ -373,7 +374,8 @@ def test_smoothing_halves_landmark_jitter_on_a_still_face(reconstructor, photo):
             events = Collector(engine)
             _run(engine, frames, times)
         assert {t.track_id for r in events.results for t in r.faces} == {1}
-        jitter[strength] = _landmark_jitter(events.results)
+        # The real detector scores this generated face below confirm_score: it shows from the second frame.
+        jitter[strength] = _landmark_jitter(events.results[1:])
     assert jitter[0.0] > 0.1, "the noise should move the raw landmarks"
     assert jitter[0.5] < 0.5 * jitter[0.0], jitter
 

@@ -76,13 +76,39 @@ def test_texture_layout_groups_four_coefficients_per_texel():
     assert texture.nbytes == texture.data.nbytes
 
 
+def test_u12_layout_keeps_high_bytes_then_shared_low_nibbles():
+    rng = np.random.default_rng(0)
+    n_vertices = 1000
+    basis = rng.normal(0, 1, (50, 3 * n_vertices)).astype(np.float32) * np.logspace(-3, 3, 50, dtype=np.float32)[:, None]
+    texture = pack_basis(basis, n_vertices, "u12")
+    # 13 slots of high bytes, then 7 of low nibbles (two groups each): 20 slots of 3 texels per vertex.
+    assert (texture.groups, texture.slots, texture.data.dtype) == (13, 20, np.uint8)
+    assert texture.data.shape == (-(-3 * 20 * n_vertices // TEXTURE_WIDTH), TEXTURE_WIDTH, 4)
+    flat = texture.data.reshape(-1, 4).astype(np.int64)
+    for v, g, c in [(0, 0, 0), (1, 2, 1), (999, 12, 2), (525, 7, 0)]:
+        first = 3 * 20 * v + c
+        high, low = flat[first + 3 * g], flat[first + 3 * (13 + g // 2)]
+        value = 16 * high + (low >> 4 if g % 2 == 0 else low & 15) - 2048
+        k = np.arange(4 * g, min(4 * g + 4, 50))
+        expected = np.zeros(4)
+        expected[: len(k)] = basis[k, 3 * v + c]
+        # Within half a step (1/2047 of each coefficient's largest value).
+        step = texture.scale[4 * g: 4 * g + 4]
+        assert np.all(np.abs(value * step - expected) <= 0.5001 * step), (v, g, c)
+    # The last pair has one group: its second nibble stays empty.
+    assert not (flat.reshape(-1, 20, 3, 4)[:n_vertices, 19] & 15).any()
+    assert texture.nbytes / pack_basis(basis, n_vertices, "half").nbytes < 0.8
+
+
 @pytest.mark.real_assets
 def test_full_size_texture_fits_webgl2_limits(full_model):
-    texture = pack_basis(full_model.basis, full_model.n_vertices)
-    assert texture.data.shape == (731, 2048, 4)
-    assert 11e6 < texture.nbytes < 13e6
+    half = pack_basis(full_model.basis, full_model.n_vertices)
+    assert half.data.shape == (731, 2048, 4)
+    assert 11e6 < half.nbytes < 13e6
+    u12 = pack_basis(full_model.basis, full_model.n_vertices, "u12")
+    assert u12.data.shape == (1124, 2048, 4) and 9.1e6 < u12.nbytes < 9.3e6
     # Every texel address the shader computes is an exact float32 integer.
-    assert 3 * texture.groups * full_model.n_vertices < 2**24
+    assert 3 * u12.slots * full_model.n_vertices < 2**24
 
 
 def test_pack_basis_rejects_bad_input():
@@ -92,6 +118,8 @@ def test_pack_basis_rejects_bad_input():
         pack_basis(np.full((50, 12), np.nan, np.float32), 4)
     with pytest.raises(ValueError, match="texture rows"):
         pack_basis(np.zeros((50, 3 * 120_000), np.float32), 120_000)
+    with pytest.raises(ValueError, match="encoding must be one of half, u12"):
+        pack_basis(np.zeros((50, 12), np.float32), 4, "u8")
 
 
 # -- uniforms and the shader's arithmetic -----------------------------------------------------
@@ -106,16 +134,18 @@ def test_face_affine_puts_landmarks_in_their_own_frame(full_model):
 
 
 @pytest.mark.real_assets
-@pytest.mark.parametrize("which", ["mean", "synthetic"])
-def test_emulated_shader_matches_cpu_decode(which, mean_model, full_model):
+@pytest.mark.parametrize(("which", "encoding", "tolerance"),
+                         [("mean", "half", 1e-4), ("synthetic", "half", 1e-4), ("synthetic", "u12", 2e-4)])
+def test_emulated_shader_matches_cpu_decode(which, encoding, tolerance, mean_model, full_model):
     model = mean_model if which == "mean" else full_model
     params, roi = _reference_params()
     expected, transform = _cpu_view(model, params, roi)
-    texture = None if model.basis is None else pack_basis(model.basis, model.n_vertices)
+    texture = None if model.basis is None else pack_basis(model.basis, model.n_vertices, encoding)
     uniforms = face_uniforms(model, params, roi, model.landmarks_3d(params, roi), transform, texture)
     decoded = emulate(model.mean, texture, uniforms)
-    # A view unit is the face's size (~400 px on screen): 1e-4 is well under a pixel.
-    assert np.abs(decoded - expected).max() < 1e-4
+    # A view unit is the face's size (~400 px on screen): 1e-4 is 0.04 px. 12-bit values add
+    # their rounding, 1/4094 of each coefficient's largest deformation.
+    assert np.abs(decoded - expected).max() < tolerance
     if texture is not None:
         moved = np.abs(expected - _cpu_view(mean_model, params, roi)[0]).max()
         assert moved > 0.02, "the synthetic basis should visibly deform the face"
@@ -172,8 +202,18 @@ def test_material_uniforms_match_the_shaders(which, mean_model, full_model):
     else:
         # The front end only resolves a texture uniform that comes last.
         assert names[-1] == "basis" and sent["basis"]["type"] == "t"
-        assert "#define COEFFICIENT_GROUPS 13" in material.vertexShader
-        assert "#define BASIS_ROWS 731.0" in material.vertexShader
+        basis = material.uniforms["basis"]["value"]
+        assert basis.type == "UnsignedByteType" and basis.data.dtype == np.uint8
+        for define in ("COEFFICIENT_GROUPS 13", "BASIS_ROWS 1124.0", "BASIS_SLOTS 20", "BASIS_BITS 12"):
+            assert f"#define {define}\n" in material.vertexShader
+        # The encoding it replaced, kept for comparison.
+        half = CoefficientModel(model, index, "half")
+        half_frame = face_uniforms(model, params, roi, model.landmarks_3d(params, roi),
+                                   ViewTransform(np.zeros(3, np.float32), 1e-3), half.texture)
+        half_uniforms = half.uniforms(half_frame, appearance, seq=7)
+        assert "#define BASIS_SLOTS 13\n#define BASIS_BITS 16\n" in half.material(half_uniforms, False).vertexShader
+        assert half_uniforms["basis"]["value"].type == "HalfFloatType"
+        half.close()
     assert declared == set(names) - {"seq"}
     assert sent["seq"]["value"] == 7.0 and sent["pose"]["type"] == "m3" and sent["diffuse"]["type"] == "c"
 
@@ -295,7 +335,8 @@ def viewer(levels):
     from face3d_nb.widgets.viewer import FaceViewer
 
     v = FaceViewer(levels, transport="coefficients", width=320, height=240)
-    v.link.send = lambda content, buffers=None: None  # no page: pings go nowhere
+    v.link.send = lambda content, buffers=None: None  # the page answers no pings
+    v.link._handle_message(v.link, {"type": "hello", "renderer": "a GPU"}, [])  # the model goes to a page only
     yield v
     v.close()
 

@@ -287,9 +287,11 @@ def page_applies(viewer, mesh):
 
 @pytest.fixture(params=["positions", "coefficients"])
 def either(request, reconstructor):
-    """A viewer forced to one transport, with no page: the page link's messages go nowhere."""
+    """A viewer forced to one transport, with a page that said hello (the coefficient transport
+    sends its model to a page only) and answers nothing: the page link's messages go nowhere."""
     v = FaceViewer(reconstructor.levels, max_faces=2, transport=request.param)
     v.link.send = lambda content, buffers=None: None
+    v.link._handle_message(v.link, {"type": "hello", "renderer": ""}, [])
     assert v.active_transport == request.param
     yield v
     v.close()

@@ -13,8 +13,11 @@ downloads.
 When the models are not installed the app shows what is missing and a button that downloads them
 (with a progress bar), then starts; running without the Basel Face Model, it offers that too, with
 the same consent checkbox. :meth:`FaceApp.close` stops the engine, the overlay and stats
-threads and the camera, leaves any download in progress to finish its file and start nothing more,
-and closes every widget.
+threads and the camera, stops any download in progress, keeps a running recording on disk, and
+closes every widget.
+
+One app runs per kernel: a new app closes the ones before it, and apps still open when the kernel
+shuts down are closed then (:mod:`~face3d_nb.apps.open_apps`).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from ..widgets.plots import PosePlot
 from ..widgets.save_panel import SavePanel
 from ..widgets.viewer import FaceViewer
 from .app_settings import app_settings, verbose_logging
+from .open_apps import release, take_over, widget_tree
 
 __all__ = ["FaceApp"]
 
@@ -59,6 +63,8 @@ _JOIN_TIMEOUT = 10.0
 # Frames from the page are untrusted: far above any camera we ask for (640x480), far below memory trouble.
 _MAX_FRAME_BYTES = 1_000_000
 _MAX_FRAME_PIXELS = 1920 * 1080
+# A worker busy this long with one frame is stuck (a frame takes milliseconds): close the rest anyway.
+_STOP_TIMEOUT = 5.0
 _BFM_OFFER = ("The mesh is the mean face: the Basel Face Model, which adds identity and expressions, is not "
               "installed. It is for academic use only; tick the box to agree and download it.")
 
@@ -95,6 +101,7 @@ class FaceApp(widgets.VBox):
         super().__init__(**kwargs)
         self.add_class("face3d-app")
         self.settings = app_settings(config)
+        take_over(self)
         if self.settings.verbose:
             verbose_logging()
         self.config = self.settings.engine.replace(max_encoded_bytes=_MAX_FRAME_BYTES,
@@ -130,7 +137,7 @@ class FaceApp(widgets.VBox):
 
     def _load_models(self, provider: str) -> Reconstructor:
         return Reconstructor.installed(self.config.arch, threads=self.config.threads, provider=provider,
-                                       store=self.store)
+                                       store=self.store, detect_size=self.config.detect_size)
 
     # -- running ---------------------------------------------------------------------------
     def _start(self, reconstructor: Reconstructor) -> None:
@@ -226,19 +233,30 @@ class FaceApp(widgets.VBox):
                 self.grabber.max_fps = value
 
     def _switch_provider(self, provider: str) -> None:
-        # New ONNX sessions: stop, load the models for ``provider``, start again (a second or two).
-        self.engine.stop()
-        self.engine.set_reconstructor(self._load_models(provider))
-        self.engine.update_config(provider=provider)
-        self.engine.start()
+        # New ONNX sessions (a second or two), loaded before anything stops: when that fails the app
+        # goes on as it was and the dropdown goes back to what runs.
+        running = self.engine.config.provider
+        if provider == running:
+            return
+        try:
+            reconstructor = self._load_models(provider)
+            self.engine.stop(_STOP_TIMEOUT)
+            self.engine.set_reconstructor(reconstructor)
+            self.engine.update_config(provider=provider)
+            self.engine.start()
+        except Exception as exc:  # noqa: BLE001 - say it in the page; the app goes on
+            log.exception("could not switch to %s", provider)
+            self.controls.provider = running
+            self._show_provider(running, f"Could not switch to {provider}: {exc}")
+            return
         if self.controls.paused:
             self.engine.pause()
         self._show_provider(provider)
 
-    def _show_provider(self, provider: str) -> None:
-        fallback = provider == "cuda" and not cuda_available()
-        self.provider_note.value = (f"<div class='face3d-notice'>{html.escape(CUDA_FALLBACK)}</div>"
-                                    if fallback else "")
+    def _show_provider(self, provider: str, problem: str = "") -> None:
+        if not problem and provider == "cuda" and not cuda_available():
+            problem = CUDA_FALLBACK
+        self.provider_note.value = f"<div class='face3d-notice'>{html.escape(problem)}</div>" if problem else ""
 
     def _on_link(self, change) -> None:
         # The first measurement only: later ones must not undo the user's choices.
@@ -283,31 +301,35 @@ class FaceApp(widgets.VBox):
 
     # -- ending ----------------------------------------------------------------------------
     def close(self) -> None:
-        """Stop the engine, the camera and every thread of the app, and close all its widgets."""
+        """Stop the engine, the camera and every thread of the app, and close all its widgets.
+
+        Every step runs even when one before it fails (the failure is logged), so one call releases
+        everything; later calls do nothing.
+        """
         with self._lock:
             if self._closed.is_set():
                 return
             self._closed.set()
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-        if self.engine is not None:
-            self.engine.stop()
-        if self.performance_log is not None:
-            self.performance_log.close()
-        if self._overlay is not None:
-            self._overlay.close()
+        release(self)
+        steps = [self._unsubscribe, self.engine and (lambda: self.engine.stop(_STOP_TIMEOUT)),
+                 self.performance_log and self.performance_log.close, self._overlay and self._overlay.close,
+                 *(widget.close for widget in (self.grabber, self.camera, self.controls, self.stats_panel,
+                                               self.frame_view, self.plot, self.save_panel, self.provider_note,
+                                               self.viewer) if widget is not None),
+                 # After the components' own close: closing the download panel stops a download.
+                 *(widget.close for widget in widget_tree(self) if widget is not self), super().close,
+                 self._join_threads]
+        for step in steps:
+            if step is None:
+                continue
+            try:
+                step()
+            except Exception:  # noqa: BLE001 - the remaining steps must still run
+                log.exception("closing the app: %s failed", getattr(step, "__qualname__", step))
+
+    def _join_threads(self) -> None:
         for thread in self._threads:
             if thread is not threading.current_thread():
-                # A download in progress finishes its current file first; it starts nothing after.
                 thread.join(timeout=_JOIN_TIMEOUT)
                 if thread.is_alive():
                     log.warning("%s is still finishing; it will exit on its own", thread.name)
-        for widget in (self.grabber, self.camera, self.controls, self.stats_panel, self.frame_view, self.plot,
-                       self.save_panel, self.provider_note):
-            if widget is not None:
-                widget.close()
-        if self.viewer is not None:
-            self.viewer.close()
-        for child in self.children:
-            child.close()
-        super().close()

@@ -18,11 +18,13 @@ import ipywidgets as widgets
 
 from ..core.detail import DetailLevels
 from ..core.pipeline import load_morphable_model
+from ..live.events import ErrorEvent, Event, FrameResult
 from ..live.recording import read_recording
 from ..live.replayer import Replayer
 from ..models.store import ModelStore
 from ..widgets.plots import PosePlot
 from ..widgets.viewer import FaceViewer
+from .open_apps import widget_tree
 
 __all__ = ["ENV_DETAIL", "ENV_FILE", "ReplayApp"]
 
@@ -56,10 +58,12 @@ class ReplayApp(widgets.VBox):
         self.header, frames = read_recording(self.path)
         levels = DetailLevels(load_morphable_model((store or ModelStore()).resolve()))
         mesh = levels.detail(detail)
+        # At most MAX_FACES: read_recording refuses frames with more.
         self.viewer = FaceViewer(levels, max_faces=max([len(f.faces) for f in frames] + [1]))
         self.plot = PosePlot()
         self.replayer = Replayer(frames, levels, detail)
         self._closed = False
+        self._error = ""
         self._last_status = 0.0
         self._status_lock = threading.Lock()
 
@@ -72,13 +76,12 @@ class ReplayApp(widgets.VBox):
         loop = widgets.Checkbox(description="Loop", indent=False, layout=widgets.Layout(width="6em"))
         self.status = widgets.HTML()
         self.status.add_class("face3d-replay-status")
-        self._controls = (self.play_button, restart, speed, loop)
         self.play_button.observe(self._on_play, "value")
         restart.on_click(lambda _button: self._restart())
         speed.observe(lambda change: setattr(self.replayer, "speed", change["new"]), "value")
         loop.observe(lambda change: setattr(self.replayer, "loop", change["new"]), "value")
 
-        self.replayer.subscribe(self.viewer.show)
+        self.replayer.subscribe(self._show)
         self.replayer.subscribe(self.plot)
         self.replayer.subscribe(self._on_frame)
         duration = frames[-1].t if frames else 0.0
@@ -110,15 +113,23 @@ class ReplayApp(widgets.VBox):
         self.play_button.description = "Pause" if change["new"] else "Play"
 
     def _restart(self) -> None:
+        self._error = ""
         self.plot.clear()
         self.replayer.restart()
         self.play_button.value = True
 
-    def _on_frame(self, _event) -> None:
-        # On the replay thread: throttle, and say when the last frame has gone.
+    def _show(self, event: Event) -> None:
+        if isinstance(event, FrameResult):
+            self.viewer.show(event)
+
+    def _on_frame(self, event: Event) -> None:
+        # On the replay thread: throttle, say at once when a frame could not be played, and when
+        # the last frame has gone (played or not).
+        if isinstance(event, ErrorEvent):
+            self._error = event.error
         done = self.replayer.position + 1 >= len(self.replayer.frames) and not self.replayer.loop
         now = time.monotonic()
-        if done or now - self._last_status >= _STATUS_INTERVAL:
+        if done or isinstance(event, ErrorEvent) or now - self._last_status >= _STATUS_INTERVAL:
             self._last_status = now
             self._render_status(self.replayer.position + 1)
         if done:
@@ -128,8 +139,9 @@ class ReplayApp(widgets.VBox):
         with self._status_lock:
             frames = self.replayer.frames
             t = frames[shown - 1].t if shown else 0.0
+            error = f" <span class='face3d-replay-error'>{html.escape(self._error)}</span>" if self._error else ""
             self.status.value = (f"<span class='face3d-replay-frame'>{shown}</span> / {len(frames)} frames · "
-                                 f"{t:.2f} s")
+                                 f"{t:.2f} s{error}")
 
     def close(self) -> None:
         """Stop playing and close every widget."""
@@ -139,6 +151,7 @@ class ReplayApp(widgets.VBox):
         self.replayer.pause()
         self.plot.close()
         self.viewer.close()
-        for widget in (*self._controls, self.status, *self.children):
-            widget.close()
+        for widget in widget_tree(self):
+            if widget is not self:
+                widget.close()
         super().close()

@@ -3,6 +3,13 @@
 Pre-processing (BGR minus the channel means) runs inside the graph; here we shrink large images
 as upstream does, decode the per-prior offsets for the candidates above the score threshold only,
 and run greedy NMS with upstream's ``+1`` pixel-area convention.
+
+``detect_size`` runs the network on a smaller copy of the frame (long side at most that many
+pixels, bilinear as upstream's own shrink) and scales the boxes back: the network's cost is about
+proportional to its input's pixels, and FaceBoxes finds faces from about 35 to 60 of its input
+pixels, so a frame whose faces are large pays for pixels it does not need. At 320 it finds every
+face of the shared images and video; ``benchmarks/bench_engine.py`` prints the time saved and the
+smallest face found at each size.
 """
 
 from __future__ import annotations
@@ -17,11 +24,13 @@ import numpy as np
 from .frames import as_bgr
 from .runtime import create_session
 
-__all__ = ["FaceDetector", "nms", "prior_boxes"]
+__all__ = ["MIN_DETECT_SIZE", "FaceDetector", "detection_scale", "nms", "prior_boxes"]
 
 _MIN_SIZES = ((32, 64, 128), (256,), (512,))
 _STEPS = (32, 64, 128)
 _VARIANCE = (0.1, 0.2)
+#: Smallest ``detect_size``: below it a frame's faces would be a handful of input pixels.
+MIN_DETECT_SIZE = 64
 
 
 @lru_cache(maxsize=8)
@@ -51,6 +60,19 @@ def prior_boxes(height: int, width: int) -> np.ndarray:
     return priors
 
 
+def detection_scale(height: int, width: int, max_size: tuple[int, int] = (720, 1080), detect_size: int = 0) -> float:
+    """The factor (<= 1) by which the detector shrinks a ``height`` x ``width`` image: upstream's rule
+    (fit within ``max_size``, height and width), then, when ``detect_size`` is not 0, a long side of
+    at most ``detect_size`` pixels."""
+    max_h, max_w = max_size
+    scale = max_h / height if height > max_h else 1
+    if width * scale > max_w:
+        scale *= max_w / (width * scale)
+    if detect_size and max(height, width) * scale > detect_size:
+        scale = detect_size / max(height, width)
+    return scale
+
+
 def nms(dets: np.ndarray, threshold: float) -> np.ndarray:
     """Greedy non-maximum suppression; ``dets`` (N, 5) sorted by descending score.
 
@@ -78,7 +100,8 @@ class FaceDetector:
 
     ``detector(image)`` returns (N, 5) float32 boxes ``x1, y1, x2, y2, score`` in the input's
     pixels, by descending score. Images larger than ``max_size`` (height, width; upstream's
-    720 x 1080) are shrunk for detection.
+    720 x 1080) are shrunk for detection, and so are those whose long side is over ``detect_size``
+    pixels (0: no such limit, upstream's behaviour).
     """
 
     def __init__(
@@ -88,18 +111,22 @@ class FaceDetector:
         score_threshold: float = 0.5,
         nms_threshold: float = 0.3,
         max_size: tuple[int, int] = (720, 1080),
+        detect_size: int = 0,
         threads: int = 0,
         provider: str = "cpu",
     ):
+        if detect_size and detect_size < MIN_DETECT_SIZE:
+            raise ValueError(f"detect_size: must be 0 (off) or at least {MIN_DETECT_SIZE}, got {detect_size}")
         self.session = create_session(model_path, threads=threads, provider=provider)
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
         self.max_size = max_size
+        self.detect_size = detect_size
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         image = as_bgr(image)
         h, w = image.shape[:2]
-        scale = self._scale(h, w)
+        scale = detection_scale(h, w, self.max_size, self.detect_size)
         if scale != 1:
             image = cv2.resize(image, (int(scale * w), int(scale * h)))
         sh, sw = image.shape[:2]
@@ -117,10 +144,3 @@ class FaceDetector:
         boxes = boxes * np.array([sw, sh, sw, sh], np.float32) / np.float32(scale)
         dets = np.concatenate([boxes, scores[keep, None]], axis=1).astype(np.float32)
         return dets[nms(dets, self.nms_threshold)]
-
-    def _scale(self, h: int, w: int) -> float:
-        max_h, max_w = self.max_size
-        scale = max_h / h if h > max_h else 1
-        if w * scale > max_w:
-            scale *= max_w / (w * scale)
-        return scale

@@ -5,16 +5,27 @@ The networks were trained on OpenCV's BGR channel order, so BGR is the working f
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import BmpImagePlugin, Image, JpegImagePlugin, PngImagePlugin, PpmImagePlugin, TiffImagePlugin, WebPImagePlugin
 
-__all__ = ["ImageError", "as_bgr", "decode_image", "frame_to_bgr", "read_image", "shrink_to"]
+__all__ = ["ACCEPTED_FORMATS", "ImageError", "as_bgr", "declared_size", "decode_image", "frame_to_bgr", "read_image",
+           "shrink_to"]
 
 # Far beyond any camera or photo we expect, small enough that a hostile header cannot make us
 # allocate gigabytes.
 MAX_PIXELS = 64_000_000
+
+# The encoded formats we decode, each with the Pillow class that parses its header. OpenCV decodes
+# more (GIF, JPEG 2000, HDR, Sun raster, ...); those are refused rather than decoded unchecked.
+# The classes are used directly rather than through Image.open, which warns on stderr about large
+# sizes that we refuse ourselves.
+_HEADER_READERS = (JpegImagePlugin.JpegImageFile, PngImagePlugin.PngImageFile, WebPImagePlugin.WebPImageFile,
+                   BmpImagePlugin.BmpImageFile, TiffImagePlugin.TiffImageFile, PpmImagePlugin.PpmImageFile)
+ACCEPTED_FORMATS = "JPEG, PNG, WebP, BMP, TIFF or PNM"
 
 
 class ImageError(ValueError):
@@ -70,36 +81,40 @@ def shrink_to(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
 
 
 def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Decode encoded image bytes (JPEG, PNG, ...) to BGR uint8, as ``cv2.imread`` would.
+    """Decode encoded image bytes (JPEG, PNG, WebP, BMP, TIFF or PNM) to BGR uint8, as
+    ``cv2.imread`` would.
 
-    Raises :class:`ImageError` for empty, undecodable or oversized data.
+    The size the header declares is checked against ``max_pixels`` (width x height) before
+    anything is decoded, so a small file cannot make us allocate gigabytes. Raises
+    :class:`ImageError` for empty, unsized, undecodable or oversized data.
     """
     if not data:
         raise ImageError("empty file")
-    buf = np.frombuffer(data, np.uint8)
-    if _declared_pixels(data) > max_pixels:
-        raise ImageError(f"image is larger than {max_pixels} pixels")
-    image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    width, height = declared_size(data)
+    if width * height > max_pixels:
+        raise ImageError(f"image of {width}x{height} pixels is larger than {max_pixels} pixels")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
-        raise ImageError("not a decodable image (corrupt or unsupported format)")
+        raise ImageError("not a decodable image (corrupt data)")
     return image
 
 
-def _declared_pixels(data: bytes) -> int:
-    """Width x height from the header, without decoding; 0 when the header is not one we parse."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
-        return int.from_bytes(data[16:20], "big") * int.from_bytes(data[20:24], "big")
-    if data[:2] == b"\xff\xd8":
-        i = 2
-        while i + 9 < len(data):
-            if data[i] != 0xFF:
-                return 0
-            marker, length = data[i + 1], int.from_bytes(data[i + 2 : i + 4], "big")
-            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-                h, w = int.from_bytes(data[i + 5 : i + 7], "big"), int.from_bytes(data[i + 7 : i + 9], "big")
-                return h * w
-            i += 2 + length
-    return 0
+def declared_size(data: bytes) -> tuple[int, int]:
+    """(width, height) in pixels that the header of encoded image ``data`` declares.
+
+    Pillow's header parsers read it without decoding a pixel; they skip JPEG fill bytes and
+    padding the way libjpeg does, so the size checked is the size OpenCV will decode. Raises
+    :class:`ImageError` when ``data`` is none of the accepted formats or its header is unreadable:
+    a size we cannot read is a size we cannot cap.
+    """
+    for reader in _HEADER_READERS:
+        try:
+            return reader(io.BytesIO(data)).size
+        except Image.DecompressionBombError as exc:
+            raise ImageError(f"image is too large to open ({exc})") from None
+        except Exception:  # noqa: BLE001 - a hostile header can make a parser raise anything: not this format
+            continue
+    raise ImageError(f"not a decodable image (not a {ACCEPTED_FORMATS} file with a readable header)")
 
 
 def read_image(path: str | Path) -> np.ndarray:

@@ -13,7 +13,7 @@ shape) or, when that file is not installed, the exact mean shape of the same 38,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import asin, atan2, cos, degrees, pi
+from math import pi
 from pathlib import Path
 
 import cv2
@@ -22,7 +22,8 @@ from threadpoolctl import ThreadpoolController
 
 from ..models.safe_pickle import load_pkl
 
-__all__ = ["MorphableModel", "Pose", "image_affine", "pose_from_params", "similar_transform", "split_params"]
+__all__ = ["MorphableModel", "Pose", "image_affine", "image_affines", "pose_from_params", "poses_from_params",
+           "similar_transform", "split_params"]
 
 N_SHAPE, N_EXPR = 40, 10
 # Side of the square crop the regressor sees; the camera matrix maps model units to its pixels.
@@ -57,25 +58,47 @@ def split_params(params: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 def pose_from_params(params: np.ndarray) -> Pose:
-    """Scale, rotation and Euler angles from the camera part of ``params``."""
-    camera = np.asarray(params, dtype=np.float64).reshape(-1)[:12].reshape(3, 4)
-    r1, r2 = camera[0, :3], camera[1, :3]
-    n1, n2 = np.linalg.norm(r1), np.linalg.norm(r2)
-    r1, r2 = r1 / n1, r2 / n2
-    rotation = np.stack([r1, r2, np.cross(r1, r2)])
-    yaw, pitch, roll = _euler(rotation)
-    return Pose(degrees(yaw), degrees(pitch), degrees(roll), float((n1 + n2) / 2), rotation, camera[:, 3].copy())
+    """Scale, rotation and Euler angles from the camera part of ``params`` (62,)."""
+    return poses_from_params(np.asarray(params).reshape(1, -1))[0]
 
 
-def _euler(r: np.ndarray) -> tuple[float, float, float]:
-    # Near +-90 degrees of yaw the decomposition is degenerate; fix roll at 0 as upstream does.
-    if r[2, 0] > 0.998:
-        return pi / 2, atan2(-r[0, 1], -r[0, 2]), 0.0
-    if r[2, 0] < -0.998:
-        return -pi / 2, atan2(r[0, 1], r[0, 2]), 0.0
-    yaw = asin(r[2, 0])
-    c = cos(yaw)
-    return yaw, atan2(r[2, 1] / c, r[2, 2] / c), atan2(r[1, 0] / c, r[0, 0] / c)
+def poses_from_params(params: np.ndarray) -> list[Pose]:
+    """One :class:`Pose` per row of ``params`` (N, 62), computed for all rows at once."""
+    camera = np.asarray(params, dtype=np.float64)[:, :12].reshape(-1, 3, 4)
+    rotation = camera[:, :, :3].copy()
+    rows = rotation[:, :2]
+    norms = np.sqrt(np.add.reduce(rows * rows, axis=2))
+    rows /= norms[:, :, None]
+    # The third row, r1 x r2, from the rows' components turned by one and by two places: np.cross
+    # costs more than the rest of the pose together at this size.
+    turned = rows[:, :, _TURNED]
+    rotation[:, 2] = turned[:, 0, :3] * turned[:, 1, 1:] - turned[:, 0, 1:] * turned[:, 1, :3]
+    angles = np.degrees(_euler(rotation.reshape(-1, 9))).tolist()
+    scales = (np.add.reduce(norms, axis=1) * 0.5).tolist()
+    t3d = camera[:, :, 3].copy()
+    return [Pose(yaw, pitch, roll, scale, r, t)
+            for (yaw, pitch, roll), scale, r, t in zip(angles, scales, rotation, t3d)]
+
+
+_TURNED = [1, 2, 0, 1]
+# Flat indices of r21, r10 and of r22, r00 in a row-major 3x3 rotation.
+_SINES, _COSINES = [7, 3], [8, 0]
+
+
+def _euler(flat: np.ndarray) -> np.ndarray:
+    """(N, 3) yaw, pitch, roll in radians of rotations ``flat`` (N, 9), row-major."""
+    angles = np.empty((len(flat), 3))
+    angles[:, 0] = np.arcsin(np.minimum(np.maximum(flat[:, 6], -1.0), 1.0))
+    # Upstream divides both arguments of each atan2 by cos(yaw), which is positive here: the same angle.
+    angles[:, 1:] = np.arctan2(flat[:, _SINES], flat[:, _COSINES])
+    if np.maximum.reduce(np.abs(flat[:, 6]), initial=0.0) > 0.998:
+        # Near +-90 degrees of yaw the decomposition is degenerate; fix roll at 0 as upstream does.
+        degenerate = np.abs(flat[:, 6]) > 0.998
+        sign = np.sign(flat[degenerate, 6])
+        rows = flat[degenerate]
+        angles[degenerate] = np.stack([sign * (pi / 2), np.arctan2(-sign * rows[:, 1], -sign * rows[:, 2]),
+                                       np.zeros(len(rows))], axis=1)
+    return angles
 
 
 def similar_transform(points: np.ndarray, roi_box, size: int = CROP_SIZE) -> np.ndarray:
@@ -117,9 +140,14 @@ class MorphableModel:
         self.landmarks = np.asarray(landmarks, dtype=np.intp)
         if self.landmarks.shape != (68,) or self.landmarks.max() >= n:
             raise ValueError("expected 68 landmark vertex indices")
-        rows = (3 * self.landmarks[:, None] + np.arange(3)).reshape(-1)
-        self._landmark_mean = self.mean[self.landmarks]
-        self._landmark_basis = None if self.basis is None else np.ascontiguousarray(self.basis[:, rows])
+        # Homogeneous (x, y, z, 1) landmark shapes, so that posing them is one product with an affine map.
+        ones = np.ones((68, 1), np.float32)
+        self._landmark_mean = np.concatenate([self.mean[self.landmarks], ones], axis=1)
+        self._landmark_basis = None
+        if self.basis is not None:
+            rows = self.basis.reshape(len(self.basis), -1, 3)[:, self.landmarks]
+            zeros = np.zeros((len(rows), 68, 1), np.float32)
+            self._landmark_basis = np.concatenate([rows, zeros], axis=2).reshape(len(rows), -1)
 
     @property
     def full(self) -> bool:
@@ -166,38 +194,70 @@ class MorphableModel:
             basis = self.basis.reshape(len(self.basis), -1, 3)[:, vertices].reshape(len(self.basis), -1)
         return MorphableModel(self.mean[vertices], basis, triangles, index[self.landmarks])
 
-    def _posed(self, params: np.ndarray, roi_box, mean: np.ndarray, basis: np.ndarray | None) -> np.ndarray:
+    def vertices(self, params: np.ndarray, roi_box) -> np.ndarray:
+        """The dense mesh (V, 3) float32 in image pixels."""
         _, _, shp, exp = split_params(params)
-        shape = mean
-        if basis is not None:
+        shape = self.mean
+        if self.basis is not None:
             # One BLAS thread: this product takes ~2 ms, after which OpenBLAS's other threads
             # would spin idle for several more (measured: 13 ms of CPU per decode instead of 2.5).
             with _BLAS.limit(limits=1, user_api="blas"):
-                shape = mean + (np.concatenate([shp, exp]) @ basis).reshape(-1, 3)
+                shape = self.mean + (np.concatenate([shp, exp]) @ self.basis).reshape(-1, 3)
         # cv2.transform is ~10x faster than numpy's matmul plus broadcast add on (V, 3) float32.
         pts = cv2.transform(shape.reshape(-1, 1, 3), image_affine(params, roi_box)).reshape(-1, 3)
         pts[:, 2] -= pts[:, 2].min()
         return pts
 
     def landmarks_3d(self, params: np.ndarray, roi_box) -> np.ndarray:
-        """The 68 landmarks (68, 3) float32 in image pixels."""
-        return self._posed(params, roi_box, self._landmark_mean, self._landmark_basis)
+        """The 68 landmarks (68, 3) float32 in image pixels of one face; see :meth:`landmarks_batch`."""
+        return self.landmarks_batch(np.asarray(params).reshape(1, -1), np.asarray(roi_box).reshape(1, -1))[0]
 
-    def vertices(self, params: np.ndarray, roi_box) -> np.ndarray:
-        """The dense mesh (V, 3) float32 in image pixels."""
-        return self._posed(params, roi_box, self.mean, self.basis)
+    def landmarks_batch(self, params: np.ndarray, roi_boxes: np.ndarray) -> np.ndarray:
+        """The 68 landmarks (N, 68, 3) float32 in image pixels of the faces ``params`` (N, 62) in
+        ``roi_boxes`` (N, 4+), all at once: (N, 50) x (50, 68 x 4) coefficients to homogeneous shapes, then one
+        batched product with each face's affine map. Each face's minimum z is 0."""
+        params = _as_params(params)
+        shape = self._landmark_mean
+        if self._landmark_basis is not None:
+            # A product this small runs on one BLAS thread anyway: no thread limit needed.
+            shape = shape + (params[:, 12:] @ self._landmark_basis).reshape(len(params), len(self.landmarks), 4)
+        pts = np.matmul(shape, image_affines(params, roi_boxes).transpose(0, 2, 1))
+        pts[:, :, 2] -= np.minimum.reduce(pts[:, :, 2], axis=1, keepdims=True)
+        return pts
 
 
 def image_affine(params: np.ndarray, roi_box) -> np.ndarray:
     """The (3, 4) float32 affine map from model units to image pixels for ``params`` and ``roi_box``,
     before the shift that puts the minimum z at 0 (which depends on the decoded shape)."""
-    rotation, offset, _, _ = split_params(params)
-    # Pose and the crop->image map of similar_transform are both affine: compose them into one.
-    sx, sy, ex, ey = (float(v) for v in roi_box[:4])
-    scale = np.array([ex - sx, sy - ey, (ex - sx + ey - sy) / 2], np.float32) / CROP_SIZE
-    linear = rotation * scale[:, None]
-    shift = (offset - [1, CROP_SIZE, 1]) * scale + [sx, sy, 0]
-    return np.hstack([linear, shift[:, None]]).astype(np.float32)
+    return image_affines(np.asarray(params).reshape(1, -1), np.asarray(roi_box).reshape(1, -1))[0]
+
+
+# Crop size (w, h) -> the crop->image scale of x, y (flipped: the crop frame's y points up) and z.
+_CROP_SCALE = np.array([[1.0, 0.0, 0.5], [0.0, -1.0, 0.5]])
+# The camera's offset in crop pixels, 1-based, y up: subtracted before scaling (see similar_transform).
+_CROP_ORIGIN = np.array([[0, 0, 0, 1], [0, 0, 0, CROP_SIZE], [0, 0, 0, 1]], np.float64)
+# The roi's corner (x1, y1) -> the translation column of a flattened (3, 4) affine.
+_CORNER = np.zeros((2, 12))
+_CORNER[0, 3] = _CORNER[1, 7] = 1.0
+
+
+def image_affines(params: np.ndarray, roi_boxes: np.ndarray) -> np.ndarray:
+    """:func:`image_affine` of each face: (N, 3, 4) float32 for ``params`` (N, 62) and ``roi_boxes`` (N, 4+)."""
+    camera = _as_params(params)[:, :12].astype(np.float64).reshape(-1, 3, 4)
+    rois = np.asarray(roi_boxes, dtype=np.float64)
+    corner = rois[:, :2]
+    # Pose and the crop->image map of similar_transform are both affine: compose them into one. The
+    # scale is rounded to float32 first, as the crop maths of upstream's float32 arrays does.
+    scale = ((rois[:, 2:4] - corner) @ _CROP_SCALE).astype(np.float32) / np.float32(CROP_SIZE)
+    affine = (camera - _CROP_ORIGIN) * scale[:, :, None] + (corner @ _CORNER).reshape(-1, 3, 4)
+    return affine.astype(np.float32)
+
+
+def _as_params(params: np.ndarray) -> np.ndarray:
+    params = np.asarray(params, dtype=np.float32)
+    if params.ndim != 2 or params.shape[1] != 12 + N_SHAPE + N_EXPR:
+        raise ValueError(f"expected parameters of shape (N, 62), got {params.shape}")
+    return params
 
 
 def _triangles(tri_pkl: str | Path) -> np.ndarray:

@@ -10,8 +10,8 @@ from ..models.store import ModelPaths, ModelStore
 from .detail import DetailLevels
 from .detector import FaceDetector
 from .frames import as_bgr
-from .morphable import MorphableModel, Pose, pose_from_params
-from .regressor import Regressor, roi_box_from_bbox
+from .morphable import MorphableModel, Pose, poses_from_params
+from .regressor import Regressor, roi_boxes_from_bboxes
 
 __all__ = ["Face", "Reconstructor", "load_morphable_model", "scale_face"]
 
@@ -71,24 +71,30 @@ class Reconstructor:
     ``reconstructor.levels`` the model's mesh detail levels (:class:`~face3d_nb.core.detail.DetailLevels`).
 
     ``paths``: the model files to load; None loads the installed ones, as :meth:`installed` does
-    (``arch`` chooses the regressor then). ``threads``: ONNX Runtime intra-op threads, 0 lets it
-    choose; ``provider``: ``"cpu"`` or ``"cuda"`` (see :func:`~face3d_nb.core.runtime.create_session`).
+    (``arch`` chooses the regressor then). ``threads``: the detector's ONNX Runtime intra-op
+    threads, 0 lets it choose (one per core); the regressor runs on one,
+    :data:`~face3d_nb.core.regressor.REGRESSOR_THREADS`, whatever ``threads`` says (the measurements
+    are in :mod:`~face3d_nb.core.runtime`); ``provider``: ``"cpu"`` or ``"cuda"`` (see
+    :func:`~face3d_nb.core.runtime.create_session`);
+    ``detect_size``: run the detector on a copy of the image at most this many pixels on its long
+    side (0: upstream's sizes; see :mod:`~face3d_nb.core.detector`).
     """
 
-    def __init__(self, paths: ModelPaths | None = None, *, arch: str | None = None, threads: int = 0, provider: str = "cpu"):
+    def __init__(self, paths: ModelPaths | None = None, *, arch: str | None = None, threads: int = 0, provider: str = "cpu",
+                 detect_size: int = 0):
         self.paths = paths if paths is not None else _installed_paths(arch, None)
-        self.detector = FaceDetector(self.paths.detector, threads=threads, provider=provider)
-        self.regressor = Regressor(self.paths.regressor, threads=threads, provider=provider)
+        self.detector = FaceDetector(self.paths.detector, detect_size=detect_size, threads=threads, provider=provider)
+        self.regressor = Regressor(self.paths.regressor, provider=provider)
         self.model = load_morphable_model(self.paths)
         self.levels = DetailLevels(self.model)
 
     @classmethod
     def installed(cls, arch: str | None = None, *, threads: int = 0, provider: str = "cpu",
-                  store: ModelStore | None = None) -> Reconstructor:
+                  store: ModelStore | None = None, detect_size: int = 0) -> Reconstructor:
         """The models installed in ``store`` (default :class:`~face3d_nb.models.store.ModelStore` ()):
         regressor ``arch`` (None: mb1 when installed, else mb05), the full BFM when installed, else
         the mean shape. Raises :class:`~face3d_nb.models.store.ModelsMissingError` when files are missing."""
-        return cls(_installed_paths(arch, store), threads=threads, provider=provider)
+        return cls(_installed_paths(arch, store), threads=threads, provider=provider, detect_size=detect_size)
 
     def warm_up(self, size: int) -> None:
         """Run the detector on a ``size``-pixel-wide blank picture and the regressor once, so ONNX
@@ -105,21 +111,23 @@ class Reconstructor:
     def __call__(self, image: np.ndarray) -> list[Face]:
         image = as_bgr(image)
         boxes = self.detector(image)
-        return self.faces(image, boxes, [roi_box_from_bbox(b) for b in boxes])
+        return self.faces(image, boxes, roi_boxes_from_bboxes(boxes))
 
-    def faces(self, image: np.ndarray, boxes, roi_boxes) -> list[Face]:
-        """Regress and decode the faces in ``roi_boxes`` (N, 4); ``boxes`` (N, 5) are carried along."""
+    def faces(self, image: np.ndarray, boxes: np.ndarray | None, roi_boxes) -> list[Face]:
+        """Regress and decode the faces in ``roi_boxes`` (N, 4), all at once: one network run, then
+        pose and landmarks as array maths over the N faces. ``boxes`` (N, 5) are carried along; None
+        gives each face its landmark box with a NaN score (a tracked face has no detector box)."""
+        roi_boxes = np.asarray(roi_boxes, dtype=np.float64).reshape(-1, 4)
         params = self.regressor(image, roi_boxes)
-        return [
-            Face(
-                box=np.asarray(box, np.float32),
-                roi_box=np.asarray(roi, np.float64),
-                params=p,
-                pose=pose_from_params(p),
-                landmarks=self.model.landmarks_3d(p, roi),
-            )
-            for box, roi, p in zip(boxes, roi_boxes, params)
-        ]
+        landmarks = self.model.landmarks_batch(params, roi_boxes)
+        if boxes is None:
+            nan = np.full((len(landmarks), 1), np.nan, np.float32)
+            xy = landmarks[:, :, :2]
+            boxes = np.concatenate([np.minimum.reduce(xy, axis=1), np.maximum.reduce(xy, axis=1), nan], axis=1)
+        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 5)
+        poses = poses_from_params(params)
+        return [Face(box=b, roi_box=r, params=p, pose=pose, landmarks=m)
+                for b, r, p, pose, m in zip(boxes, roi_boxes, params, poses, landmarks)]
 
     def vertices(self, face: Face, detail: str = "full") -> np.ndarray:
         """The mesh of ``face`` at ``detail``: (K, 3) float32 image pixels, K the level's vertex count

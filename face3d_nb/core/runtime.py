@@ -2,6 +2,21 @@
 
 onnxruntime is imported by the functions that use it, not with this module: the provider names
 are needed by light modules (the engine's settings) that must load without it.
+
+Threads per session, chosen by measurement (``benchmarks/bench_threads.py`` prints the figures;
+this machine: 2 virtual cores under KVM, medians, 10 ms asleep between runs as between frames):
+
+- No session spins: an idle pool thread that spins keeps a core busy between frames, the core the
+  browser needs in the live app (all sessions spinning: kernel CPU 54% against 32%, capture-to-mesh
+  p50 167 against 102 ms in ``bench_app``). The detector at 640x360 ran 3.5 ms on two spinning
+  threads but took 17.4 ms of CPU per run; bounded spins (``spin_duration_us``) bought nothing.
+- The detector runs on ``threads`` (0: one per core). Here its second thread neither paid nor cost
+  much (640x360: one thread 5.9 ms for 5.9 ms of CPU, two 6.1 ms for 6.4 ms), because a parked thread
+  is slow to wake on this virtual machine; a run of 5 to 10 ms is long enough to share on machines
+  whose threads wake quickly.
+- The regressor runs on one thread (:data:`~.regressor.REGRESSOR_THREADS`): its run is short (0.9 ms),
+  and two threads lost in every measurement but unbounded spinning; its module docstring has the
+  figures.
 """
 
 from __future__ import annotations
@@ -37,7 +52,8 @@ def _warn_fallback() -> None:
 
 
 def create_session(model_path: str | Path, *, threads: int = 0, provider: str = "cpu") -> ort.InferenceSession:
-    """An inference session on ``provider`` (``"cpu"`` or ``"cuda"``); ``threads`` 0 lets ORT choose.
+    """An inference session on ``provider`` (``"cpu"`` or ``"cuda"``); ``threads`` 0 lets ORT choose
+    (one per core). Its pool threads never spin (see the module docstring).
 
     Asking for CUDA where the installed onnxruntime has no CUDA provider falls back to the CPU and
     logs :data:`CUDA_FALLBACK` (once per process).
@@ -50,9 +66,7 @@ def create_session(model_path: str | Path, *, threads: int = 0, provider: str = 
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    # Idle pool threads spin-wait for the next run by default, which burns the cores between
-    # frames: a live app shares them with the browser and the kernel (measured with bench_app:
-    # kernel CPU 54% -> 32%, capture-to-mesh p50 167 -> 102 ms on 2 cores).
+    # Idle pool threads spin-wait for the next run by default, which burns the cores between frames.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     providers = [PROVIDERS["cpu"]]
     if provider == "cuda":

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from math import log10, pi
+from math import isfinite, log10, pi
 
 import numpy as np
 
@@ -65,7 +65,10 @@ class OneEuroFilter:
     ``filter(x, t, speed)`` takes the sample ``x`` (any shape) at time ``t`` (seconds) and the
     caller's measure of how fast the signal moves (``speed``, units per second, >= 0), and returns
     the filtered value (float64). The first sample, and the first after :meth:`reset`, pass through.
-    A sample whose ``t`` is not later than the previous one returns the current estimate unchanged.
+    A sample at the previous one's ``t`` returns the current estimate unchanged. A sample earlier
+    than the previous one means the clock went back (or the previous ``t`` was wild, e.g. a page's
+    stamp far in the future): the filter starts again from it, so one bad time cannot hold it for good.
+    A ``t`` that is not finite is a ``ValueError``.
     """
 
     def __init__(self, params: OneEuroParams):
@@ -88,12 +91,14 @@ class OneEuroFilter:
         return None if self._x is None else self._t
 
     def filter(self, x: np.ndarray, t: float, speed: float) -> np.ndarray:
+        if not isfinite(t):
+            raise ValueError(f"sample time must be finite, got {t}")
         x = np.asarray(x, dtype=np.float64)
-        if self._x is None:
+        if self._x is None or t < self._t:
             self._x, self._speed, self._t = x.copy(), float(speed), t
             return self._x
         dt = t - self._t
-        if dt <= 0:
+        if dt == 0:
             return self._x
         p = self.params
         self._speed += _alpha(p.d_cutoff, dt) * (float(speed) - self._speed)

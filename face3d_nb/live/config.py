@@ -17,10 +17,14 @@ from ..core.detail import LEVELS
 from ..core.runtime import PROVIDERS
 from ..models.store import ARCHS
 
-__all__ = ["RESTART_KEYS", "EngineConfig", "closest", "parse_override", "read_mapping"]
+__all__ = ["MAX_FACES", "RESTART_KEYS", "EngineConfig", "closest", "parse_override", "read_mapping"]
 
 # Keys that choose or build the ONNX sessions: they take effect when the engine (re)starts.
-RESTART_KEYS = frozenset({"arch", "threads", "provider"})
+RESTART_KEYS = frozenset({"arch", "threads", "provider", "detect_size"})
+#: Most faces tracked at once: each is a mesh decoded per frame and a widget in the page.
+MAX_FACES = 16
+# face3d_nb.core.detector.MIN_DETECT_SIZE, restated: that module loads OpenCV, these settings need not.
+_MIN_DETECT_SIZE = 64
 
 
 @dataclass(frozen=True)
@@ -31,8 +35,23 @@ class EngineConfig:
     - ``max_input_size`` (640): long side cap in pixels; larger frames are shrunk (area
       interpolation) before anything else, and results are in the shrunk frame's pixels.
     - ``detect_interval`` (30): while faces are tracked, run the detector every this many processed
-      frames (1 = every frame); it also runs whenever there is no track or a track is doubtful.
-    - ``max_faces`` (4): most faces tracked at once.
+      frames (1 = every frame); it also runs whenever there is no track, a track is doubtful, on a
+      shot cut, and every frame while a face is unconfirmed or missing (see :mod:`face3d_nb.core.tracking`).
+    - ``search_interval`` (4): while fewer than ``max_faces`` faces are tracked, look for faces that
+      entered after this many frames without a detection (0 = never).
+    - ``search_scale`` (0.5): that search looks at the frame shrunk by this factor (0 ... 1): at 0.5 it
+      takes about 0.45x the time of a detection and finds faces from about 50 to 80 pixels across
+      (their landmarks; the face and its pose decide), smaller ones only at the next full detection;
+      1 = whole frames.
+    - ``max_faces`` (4): most faces tracked at once, 1..:data:`MAX_FACES`.
+    - ``confirm_hits`` (2): a new face is shown, and takes an id, once this many detections in a row
+      (one a frame) have found it; until then it is not shown and costs no id (1 = at once).
+    - ``confirm_score`` (0.9): a detection scoring above this (0 ... 1) confirms its new face at once.
+    - ``max_misses`` (10): a face the detector no longer finds is hidden and kept this many frames;
+      found again over its last place in that time, it keeps its id (0 = it ends at once).
+    - ``cut_threshold`` (0.2): a frame whose colours differ from the previous frame's by more than
+      this (the share of pixels that changed colour bin, 0 ... 1) starts a new shot: the detector runs
+      at once and only faces in the same place keep their ids (1 = no cut detection).
     - ``smoothing`` (0.5): temporal smoothing strength, 0 = off ... 1 = strongest (One Euro filter).
     - ``max_fps`` (0.0): process at most this many frames per second (0 = as many as possible);
       frames arriving in between wait in the one-frame slot and are replaced by newer ones.
@@ -43,8 +62,13 @@ class EngineConfig:
     - ``dense`` (True): decode the dense mesh of every face in the worker.
     - ``detail`` ("full"): mesh detail level, ``"full"`` (38,365 vertices), ``"medium"`` or ``"low"``
       (about 1/4 and 1/16 of them); lower levels decode only their vertices' rows of the model.
-    - ``threads`` (0): ONNX Runtime intra-op threads; 0 lets ONNX Runtime choose.
+    - ``threads`` (0): the detector's ONNX Runtime intra-op threads; 0 lets ONNX Runtime choose (the
+      regressor always runs on one thread: see :mod:`~face3d_nb.core.runtime`).
     - ``provider`` ("cpu"): execution provider, ``"cpu"`` or ``"cuda"``.
+    - ``detect_size`` (0): run the detector on a copy of the frame at most this many pixels on its
+      long side, 0 = on the frame itself (see :mod:`face3d_nb.core.detector`); at 320 it finds every
+      face of the test images and video, and faces from about 80 pixels across in a 640-pixel frame
+      (from 40 on the frame itself).
     - ``min_face_size`` (40.0): a track whose crop is smaller than this many pixels is doubtful.
     - ``keep_frame`` (True): attach the processed BGR frame to each result (the app draws on it).
     - ``max_encoded_bytes`` (8_000_000): largest encoded (JPEG/PNG) frame accepted by ``submit``.
@@ -56,7 +80,13 @@ class EngineConfig:
     arch: str | None = None
     max_input_size: int = 640
     detect_interval: int = 30
+    search_interval: int = 4
+    search_scale: float = 0.5
     max_faces: int = 4
+    confirm_hits: int = 2
+    confirm_score: float = 0.9
+    max_misses: int = 10
+    cut_threshold: float = 0.2
     smoothing: float = 0.5
     max_fps: float = 0.0
     max_age: float = 0.0
@@ -65,6 +95,7 @@ class EngineConfig:
     detail: str = "full"
     threads: int = 0
     provider: str = "cpu"
+    detect_size: int = 0
     min_face_size: float = 40.0
     keep_frame: bool = True
     max_encoded_bytes: int = 8_000_000
@@ -85,11 +116,19 @@ class EngineConfig:
             raise ValueError(f"provider: {self.provider!r} is not one of {', '.join(PROVIDERS)}")
         for name, low in (("max_input_size", 32), ("detect_interval", 1), ("max_faces", 1), ("frame_skip", 1),
                           ("max_encoded_bytes", 1), ("max_pixels", 1), ("stats_window", 2), ("threads", 0),
-                          ("min_face_size", 1), ("max_fps", 0), ("max_age", 0)):
+                          ("min_face_size", 1), ("max_fps", 0), ("max_age", 0), ("search_interval", 0),
+                          ("confirm_hits", 1), ("max_misses", 0)):
             if getattr(self, name) < low:
                 raise ValueError(f"{name}: must be at least {low}, got {getattr(self, name)}")
-        if not 0.0 <= self.smoothing <= 1.0:
-            raise ValueError(f"smoothing: must be between 0 and 1, got {self.smoothing}")
+        if self.max_faces > MAX_FACES:
+            raise ValueError(f"max_faces: must be at most {MAX_FACES}, got {self.max_faces}")
+        for name in ("smoothing", "confirm_score", "cut_threshold"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name}: must be between 0 and 1, got {getattr(self, name)}")
+        if not 0.0 < self.search_scale <= 1.0:
+            raise ValueError(f"search_scale: must be above 0 and at most 1, got {self.search_scale}")
+        if self.detect_size and self.detect_size < _MIN_DETECT_SIZE:
+            raise ValueError(f"detect_size: must be 0 (off) or at least {_MIN_DETECT_SIZE}, got {self.detect_size}")
         if not self.rate_window > 0:
             raise ValueError(f"rate_window: must be positive, got {self.rate_window}")
 

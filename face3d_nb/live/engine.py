@@ -112,12 +112,13 @@ class Engine:
         """
         if self.running:
             return
-        if self._thread is not None:
-            self.stop()
+        if self._thread is not None and not self.stop():
+            raise RuntimeError("the engine cannot start: its previous worker is still busy with a frame")
         config = self._config
         reconstructor = self._given
         if reconstructor is None:
-            reconstructor = Reconstructor.installed(config.arch, threads=config.threads, provider=config.provider)
+            reconstructor = Reconstructor.installed(config.arch, threads=config.threads, provider=config.provider,
+                                                    detect_size=config.detect_size)
         reconstructor.warm_up(config.max_input_size)
         # Build the detail level now rather than on the first camera frame.
         reconstructor.levels.model(config.detail)
@@ -130,11 +131,11 @@ class Engine:
             self._thread = threading.Thread(target=self._run, name="face3d-engine", daemon=True)
             self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 5.0) -> bool:
         """Stop the worker after its current frame, join it and release the models it loaded.
 
-        Raises ``TimeoutError`` if the worker is still busy after ``timeout`` seconds (it then
-        stops, and releases the models, as soon as that frame is done).
+        False (and a warning in the log) when the worker is still busy after ``timeout`` seconds: it
+        takes no other frame, and stops and releases the models as soon as that one is done.
         """
         with self._cond:
             thread = self._thread
@@ -142,11 +143,13 @@ class Engine:
             self._drop_pending()
             self._cond.notify_all()
         if thread is None or thread is threading.current_thread():
-            return
+            return True
         thread.join(timeout)
         if thread.is_alive():
-            raise TimeoutError(f"the engine worker did not stop within {timeout} s")
+            log.warning("the engine worker is still busy after %s s: it stops once its frame is done", timeout)
+            return False
         self._thread = None
+        return True
 
     def set_reconstructor(self, reconstructor: Reconstructor | None) -> None:
         """Use ``reconstructor`` from the next :meth:`start` (None: build one from the config then),
@@ -303,17 +306,9 @@ class Engine:
             return
         timings["total"] = elapsed_ms(start)
         timings["end_to_end"] = (self._clock() - job.captured_at) * 1000
-        result = FrameResult(
-            seq=job.seq,
-            captured_at=job.captured_at,
-            frame_shape=image.shape[:2],
-            faces=faces,
-            timings=timings,
-            detected=step.detected,
-            frame=image if config.keep_frame else None,
-            scale=scale,
-            detail=config.detail,
-        )
+        result = FrameResult(seq=job.seq, captured_at=job.captured_at, frame_shape=image.shape[:2], faces=faces,
+                             timings=timings, detected=step.detected, frame=image if config.keep_frame else None,
+                             scale=scale, detail=config.detail)
         self._stats.processed(self._clock(), timings)
         self._publish(result)
 
@@ -333,11 +328,8 @@ class Engine:
         self._smoothers.reset()
 
     def _track(self, image: np.ndarray, config: EngineConfig) -> TrackerStep:
-        tracker = self._tracker
-        tracker.detect_interval = config.detect_interval
-        tracker.max_faces = config.max_faces
-        tracker.min_face_size = config.min_face_size
-        return tracker.step(image)
+        self._tracker.configure(config)
+        return self._tracker.step(image)
 
     def _reconstruct(self, step: TrackerStep, t: float, config: EngineConfig) -> tuple[TrackedFace, ...]:
         rec = self._reconstructor

@@ -7,7 +7,8 @@ them. Plain frozen dataclasses, so a consumer needs neither the engine nor its t
 Units and clocks: coordinates are pixels of the frame as processed (after the engine's
 ``max_input_size`` cap; divide by :attr:`FrameResult.scale` for the submitted frame's pixels),
 ``captured_at`` is seconds on the publisher's clock (the engine's ``clock``, ``time.monotonic`` by
-default; ``time.time`` in the app, whose frames carry the page's wall clock), and ``timings`` are
+default; ``time.time`` in the app, whose frames carry the page's wall clock mapped onto the
+kernel's by :class:`~face3d_nb.live.capture_clock.CaptureClock`), and ``timings`` are
 milliseconds of ``time.perf_counter``.
 """
 

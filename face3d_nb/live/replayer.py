@@ -11,6 +11,10 @@ Every recorded frame is published once, in order, never before its time: frame i
 speed change, ``(t_i - t_(i-1)) / speed`` after it). A subscriber slower than the recording delays
 the frames after it (nothing is skipped). Events carry ``captured_at`` = the
 clock at publication and no camera frame. A worker thread does the waiting and publishing.
+
+A frame that cannot be played (its event cannot be built) is published as an
+:class:`~face3d_nb.live.events.ErrorEvent` in its place (``seq`` its index in the recording), saying
+which frame and why, and playing goes on: one bad frame neither ends the replay nor ends it unseen.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from collections.abc import Callable, Sequence
 from ..core.detail import DetailLevels
 from ..core.morphable import pose_from_params
 from ..core.pipeline import Face
-from .events import FrameResult, TrackedFace
+from .events import ErrorEvent, Event, FrameResult, TrackedFace
 from .recording import RecordedFrame
 from .subscribers import Subscribers
 
@@ -57,7 +61,7 @@ class Replayer:
         self._cond = threading.Condition()
         self._anchor: tuple[float, float] | None = None
         self.speed = speed
-        self._subscribers: Subscribers[FrameResult] = Subscribers("replay")
+        self._subscribers: Subscribers[Event] = Subscribers("replay")
         self._thread: threading.Thread | None = None
         self._playing = False
         self._stopping = False
@@ -82,8 +86,9 @@ class Replayer:
     def playing(self) -> bool:
         return self._playing
 
-    def subscribe(self, callback: Callable[[FrameResult], None]) -> Callable[[], None]:
-        """Call ``callback(event)`` on the replay thread for every frame; returns the unsubscriber."""
+    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
+        """Call ``callback(event)`` on the replay thread for every frame (a ``FrameResult``, or an
+        ``ErrorEvent`` for a frame that cannot be played); returns the unsubscriber."""
         return self._subscribers.subscribe(callback)
 
     def play(self) -> None:
@@ -127,6 +132,14 @@ class Replayer:
         return FrameResult(seq=frame.seq, captured_at=self._clock(), frame_shape=frame.frame_shape, faces=faces,
                            timings={}, detected=False, frame=None, detail=self.detail)
 
+    def _event_or_error(self, index: int) -> Event:
+        try:
+            return self.event(index)
+        except Exception as exc:
+            message = f"frame {index + 1} of {len(self.frames)} cannot be played ({exc}); skipped"
+            log.warning("replay: %s", message)
+            return ErrorEvent(seq=index, captured_at=self._clock(), error=message)
+
     def _run(self) -> None:
         try:
             while self._next():
@@ -155,7 +168,7 @@ class Replayer:
                 self._cond.wait(min(delay, _POLL))
             if self._stopping:
                 return False
-        self._subscribers.publish(self.event(index))
+        self._subscribers.publish(self._event_or_error(index))
         with self._cond:
             self.position = index + 1
             self.played += 1

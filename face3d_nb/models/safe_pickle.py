@@ -5,6 +5,11 @@ with :mod:`pickle`. We treat them as untrusted input: the unpicklers here resolv
 of globals those files actually contain (numpy array reconstruction, ``OrderedDict`` and torch's
 legacy tensor records) and refuse anything else with :class:`UnsafePickleError`.
 
+Allowed is not trusted either. numpy's records are rebuilt by :mod:`.pickled_arrays` (plain numeric
+dtypes only, every size checked against the payload before anything is allocated); each lookup of
+an allowed global gets a new stand-in that refuses pickle's BUILD, so no pickle can change what a
+later lookup or a later load in the process gets; tensor shapes are checked against their storage.
+
 The legacy (pre-zip) torch format is five pickles in a row followed by raw storage bytes:
 magic number, protocol version, system info, the object (tensors appear as persistent ids naming a
 storage key), then the list of storage keys; after that, for each key in that order, an int64
@@ -15,14 +20,19 @@ torch is never imported.
 from __future__ import annotations
 
 import collections
+import functools
 import io
+import math
 import pickle
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+
+from .pickled_arrays import ArrayRecord, DtypeRecord, UnsafePickleError, array_record, resolve, scalar, shape_of
 
 __all__ = ["UnsafePickleError", "load_legacy_pth", "load_pkl"]
 
@@ -30,37 +40,69 @@ _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL = 1001
 
 
-class UnsafePickleError(pickle.UnpicklingError):
-    """A pickle asked for something outside the allow-list, or is not in the expected format."""
+class _Sealed:
+    """Refuses pickle's BUILD, which would otherwise set attributes on what our globals return."""
+
+    __slots__ = ()
+
+    def __setstate__(self, state: Any) -> None:
+        raise UnsafePickleError(f"refusing to modify {self!r:.60}")
 
 
-def _numpy_globals() -> dict[tuple[str, str], Any]:
-    try:
-        from numpy._core import multiarray
-    except ImportError:  # numpy < 2
-        from numpy.core import multiarray
-    allowed: dict[tuple[str, str], Any] = {
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
+class _Global(_Sealed):
+    """What a pickle gets for one allowed global: a new one for every lookup, which it may call
+    but not modify, so no pickle can change what the next lookup or the next load gets."""
+
+    __slots__ = ("name", "factory")
+
+    def __init__(self, name: str, factory: Callable[..., Any]):
+        self.name, self.factory = name, factory
+
+    def __call__(self, *args: Any) -> Any:
+        return self.factory(*args)
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def _not_callable(name: str) -> Callable[..., Any]:
+    def refuse(*_args: Any) -> Any:
+        raise UnsafePickleError(f"refusing to call {name}: it may only be named in a numpy array record")
+
+    return refuse
+
+
+def _numpy_globals() -> dict[tuple[str, str], Callable[[], Any]]:
+    """numpy's array records, each name mapped to a maker of its stand-in (see :mod:`.pickled_arrays`)."""
+    makers: dict[tuple[str, str], Callable[[], Any]] = {
+        ("numpy", "ndarray"): lambda: _Global("numpy.ndarray", _not_callable("numpy.ndarray")),
+        ("numpy", "dtype"): lambda: _Global("numpy.dtype", DtypeRecord),
     }
     # Pickles made by numpy 1.x name numpy.core, those by numpy 2.x numpy._core; accept both.
     for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        allowed[(module, "_reconstruct")] = multiarray._reconstruct
-        allowed[(module, "scalar")] = multiarray.scalar
-    return allowed
+        makers[(module, "_reconstruct")] = lambda m=module: _Global(f"{m}._reconstruct", _reconstruct_array)
+        makers[(module, "scalar")] = lambda m=module: _Global(f"{m}.scalar", scalar)
+    return makers
+
+
+def _reconstruct_array(cls: Any, shape: Any, typecode: Any) -> ArrayRecord:
+    if not (isinstance(cls, _Global) and cls.name == "numpy.ndarray"):
+        raise UnsafePickleError(f"refusing to reconstruct {cls!r:.40}: only numpy.ndarray")
+    return array_record(shape, typecode)
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    allowed: dict[tuple[str, str], Any] = {}
+    allowed: dict[tuple[str, str], Callable[[], Any]] = {}
 
     def find_class(self, module: str, name: str) -> Any:
         try:
-            return self.allowed[(module, name)]
+            make = self.allowed[(module, name)]
         except KeyError:
             raise UnsafePickleError(
                 f"refusing to load {module}.{name}: only numpy arrays, dicts and torch tensor "
                 "records are allowed in model files"
             ) from None
+        return make()
 
 
 def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
@@ -70,44 +112,61 @@ def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
     return text.encode("latin1")
 
 
+def _empty_bytes() -> bytes:
+    # ... and empty bytes (the data of an empty array) as bytes(), which may have no argument.
+    return b""
+
+
 class _PklUnpickler(_RestrictedUnpickler):
     allowed = {
         **_numpy_globals(),
-        ("collections", "OrderedDict"): collections.OrderedDict,
-        ("_codecs", "encode"): _latin1_bytes,
+        ("collections", "OrderedDict"): lambda: _Global("collections.OrderedDict", collections.OrderedDict),
+        ("_codecs", "encode"): lambda: _Global("_codecs.encode", _latin1_bytes),
+        ("__builtin__", "bytes"): lambda: _Global("bytes", _empty_bytes),
     }
 
 
 def load_pkl(path: str | Path) -> Any:
-    """Load an upstream ``.pkl`` file (numpy arrays in dicts) without executing foreign code."""
-    with open(path, "rb") as f:
-        return _load_checked(_PklUnpickler(f, encoding="latin1"), path)
+    """Load an upstream ``.pkl`` file (numpy arrays of plain numeric dtypes in dicts) without
+    executing foreign code; :class:`UnsafePickleError` naming the problem otherwise."""
+    # From memory, so that no length a pickle declares can make a read allocate more than the file.
+    stream = io.BytesIO(Path(path).read_bytes())
+    return _load_checked(_PklUnpickler(stream, encoding="latin1"), path, resolve)
 
 
-def _load_checked(unpickler: pickle.Unpickler, path: str | Path) -> Any:
+def _load_checked(unpickler: pickle.Unpickler, path: str | Path, finish: Callable[[Any], Any] = lambda x: x) -> Any:
     try:
-        return unpickler.load()
+        return finish(unpickler.load())
     except UnsafePickleError:
         raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
-        raise UnsafePickleError(f"{path}: not a valid model pickle ({exc})") from exc
+    except Exception as exc:  # noqa: BLE001 - whatever a hostile pickle makes the unpickler raise, it is not a model
+        raise UnsafePickleError(f"{path}: not a valid model pickle ({type(exc).__name__}: {exc})") from exc
+
+
+class _StorageType(_Sealed):
+    """A torch storage class named in a checkpoint (``torch.FloatStorage``, ...) and its dtype."""
+
+    __slots__ = ("name", "dtype")
+
+    def __init__(self, name: str, dtype: np.dtype):
+        self.name, self.dtype = name, dtype
+
+    def __repr__(self) -> str:
+        return f"torch.{self.name}"
 
 
 @dataclass(frozen=True)
-class _StorageType:
-    dtype: np.dtype
-
-
-@dataclass(frozen=True)
-class _TensorRecord:
+class _TensorRecord(_Sealed):
     key: str
     offset: int
     shape: tuple[int, ...]
     stride: tuple[int, ...]
 
 
-def _rebuild_tensor_v2(storage, storage_offset, size, stride, *_ignored):
-    return _TensorRecord(storage, int(storage_offset), tuple(size), tuple(stride))
+def _rebuild_tensor_v2(storage: Any, storage_offset: Any, size: Any, stride: Any, *_ignored: Any) -> _TensorRecord:
+    if not isinstance(storage, str) or type(storage_offset) is not int or storage_offset < 0:
+        raise UnsafePickleError(f"malformed tensor record ({storage!r:.40}, offset {storage_offset!r:.20})")
+    return _TensorRecord(storage, storage_offset, shape_of(size, "tensor shape"), shape_of(stride, "tensor stride"))
 
 
 _TORCH_STORAGES = {
@@ -125,9 +184,9 @@ _TORCH_STORAGES = {
 
 class _PthUnpickler(_RestrictedUnpickler):
     allowed = {
-        ("collections", "OrderedDict"): collections.OrderedDict,
-        ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
-        **{("torch", name): _StorageType(np.dtype(dt)) for name, dt in _TORCH_STORAGES.items()},
+        ("collections", "OrderedDict"): lambda: _Global("collections.OrderedDict", collections.OrderedDict),
+        ("torch._utils", "_rebuild_tensor_v2"): lambda: _Global("torch._utils._rebuild_tensor_v2", _rebuild_tensor_v2),
+        **{("torch", name): functools.partial(_StorageType, name, np.dtype(dt)) for name, dt in _TORCH_STORAGES.items()},
     }
 
     def __init__(self, file: BinaryIO):
@@ -138,10 +197,11 @@ class _PthUnpickler(_RestrictedUnpickler):
         if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
             raise UnsafePickleError(f"unexpected persistent id in checkpoint: {pid!r:.80}")
         storage_type, key, _location, numel = pid[1:5]
-        if not isinstance(storage_type, _StorageType) or len(pid) > 5 and pid[5] is not None:
+        if (not isinstance(storage_type, _StorageType) or not isinstance(key, str) or type(numel) is not int
+                or numel < 0 or len(pid) > 5 and pid[5] is not None):
             raise UnsafePickleError(f"unsupported storage record in checkpoint: {pid!r:.80}")
-        self.storages[str(key)] = (storage_type.dtype, int(numel))
-        return str(key)
+        self.storages[key] = (storage_type.dtype, numel)
+        return key
 
 
 def load_legacy_pth(path: str | Path) -> dict[str, np.ndarray]:
@@ -172,9 +232,8 @@ def load_legacy_pth(path: str | Path) -> dict[str, np.ndarray]:
 
     buffers: dict[str, np.ndarray] = {}
     for key in keys:
-        key = str(key)
-        if key not in unpickler.storages:
-            raise UnsafePickleError(f"{path}: storage {key} is not referenced by any tensor")
+        if not isinstance(key, str) or key not in unpickler.storages:
+            raise UnsafePickleError(f"{path}: storage {key!r:.40} is not referenced by any tensor")
         dtype, numel = unpickler.storages[key]
         (count,) = struct.unpack("<q", _read_exact(stream, 8, path))
         if count != numel:
@@ -189,6 +248,8 @@ def load_legacy_pth(path: str | Path) -> dict[str, np.ndarray]:
     for name, record in obj.items():
         if not isinstance(record, _TensorRecord):
             continue
+        if not isinstance(name, str):
+            raise UnsafePickleError(f"{path}: tensor name {name!r:.40} is not a string")
         state[name.removeprefix("module.")] = _materialise(record, buffers, path)
     return state
 
@@ -201,14 +262,18 @@ def _read_exact(stream: io.BytesIO, n: int, path: str | Path) -> bytes:
 
 
 def _materialise(record: _TensorRecord, buffers: dict[str, np.ndarray], path) -> np.ndarray:
+    """The tensor as a new array, refused unless every element it reads lies in its storage and it
+    has no more elements than the storage: a stride of 0 must not turn a few bytes into gigabytes."""
     flat = buffers.get(record.key)
     if flat is None:
         raise UnsafePickleError(f"{path}: tensor refers to missing storage {record.key}")
     shape, stride = record.shape, record.stride
-    if len(shape) != len(stride) or any(s < 0 for s in shape + stride):
+    if len(shape) != len(stride):
         raise UnsafePickleError(f"{path}: malformed tensor record")
+    if math.prod(shape) > flat.size - record.offset:
+        raise UnsafePickleError(f"{path}: tensor of shape {shape} has more elements than its storage ({flat.size})")
     extent = record.offset + sum((n - 1) * s for n, s in zip(shape, stride)) + 1 if all(shape) else 0
-    if record.offset < 0 or extent > flat.size:
+    if extent > flat.size:
         raise UnsafePickleError(f"{path}: tensor extends past its storage")
     view = np.lib.stride_tricks.as_strided(
         flat[record.offset :],

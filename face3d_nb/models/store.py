@@ -3,8 +3,11 @@
 Every upstream file is pinned in ``models/manifest.json`` by source commit, path and git blob
 SHA-1. Downloads go to ``<home>/upstream/<path>`` (``home`` is ``$FACE3D_HOME`` or the per-user
 cache dir) through a ``.part`` file that is resumed when possible, verified, then renamed into
-place, so a file that exists under its final name is always a verified one. The ONNX graphs we
-build from them go to ``<home>/onnx/``. Nothing here is ever written inside the source tree.
+place, so a file that exists under its final name was a verified one; how downloads are made safe
+(https only, size-bounded, one writer per file across processes) is in :mod:`.download`. The ONNX
+graphs we build from them go to ``<home>/onnx/``. Nothing here is ever written inside the source
+tree. When the cache is not private to its user, every file is verified again each time it is
+loaded (:mod:`.integrity`).
 
 The manifest also pins upstream's sample inputs (entries marked ``"example": true``: the photos of
 3DDFA_V2's ``examples/inputs`` and 3DDFA's Obama clip), fetched and verified like the models, so the
@@ -13,18 +16,19 @@ tutorial finds its photo and clip in the cache on any machine (:meth:`ModelStore
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import json
 import logging
 import os
 import shutil
 import sys
-import urllib.error
-import urllib.request
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from .download import AssetError, install_lock, open_part
+from .download import download as download_to
+from .integrity import exposure, git_blob_sha1
 
 __all__ = [
     "ARCHS",
@@ -44,17 +48,12 @@ ARCHS = ("mb1", "mb05")
 CONVERTER_VERSION = 2
 REQUIRED = ("faceboxes", "param_mean_std", "tri", "indices")
 MEAN_SHAPE = ("u_shp", "u_exp", "keypoints_sim")
-_CHUNK = 1 << 16
 
 Progress = Callable[[str, int, "int | None"], None]
 
 
-class AssetError(RuntimeError):
-    """A model file could not be obtained, verified or converted; the message says what to do."""
-
-
 class ModelsMissingError(AssetError):
-    """The models needed to run are not installed."""
+    """The models needed to run are not installed (or an installed one fails its check when loaded)."""
 
 
 def default_home() -> Path:
@@ -77,15 +76,6 @@ def load_manifest() -> dict:
         if candidate.is_file():
             return json.loads(candidate.read_text())
     raise AssetError("models/manifest.json is missing from the installation")
-
-
-def git_blob_sha1(path: Path) -> str:
-    """Git's object id of a file's content: sha1 of ``b"blob <size>\\0" + content``."""
-    h = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -142,13 +132,24 @@ class ModelStore:
         return [key for key, entry in self.files.items() if entry.get("example")]
 
     # -- getting files --------------------------------------------------------------------
-    def fetch(self, keys: Iterable[str], progress: Progress | None = None) -> list[str]:
-        """Download, verify and install ``keys`` that are not installed yet; returns what was new."""
+    def fetch(self, keys: Iterable[str], progress: Progress | None = None,
+              cancel: threading.Event | None = None) -> list[str]:
+        """Download, verify and install ``keys`` that are not installed yet; returns what was new.
+
+        A file another process is fetching is waited for, then not fetched again. ``cancel`` stops
+        the download at its next chunk (:class:`~.download.DownloadCancelled`; the ``.part`` is kept
+        to resume).
+        """
         new = []
         for key in keys:
-            if self.installed(key):
+            if self._usable(key):
                 continue
-            self._download(key, progress)
+            url, part, size = self.url(key), self._part_path(key), self._size(key)
+            with install_lock(self.raw_path(key), cancel):
+                if self._usable(key):
+                    continue
+                download_to(url, part, size, _per_file(progress, key, size), cancel)
+                self._verify_and_install(key, part, origin=url)
             new.append(key)
         self.convert()
         return new
@@ -169,13 +170,14 @@ class ModelStore:
             if source is None:
                 missing.append(key)
                 continue
-            if self.installed(key) and self._matches(key, self.raw_path(key)):
-                imported.append(key)
-                continue
-            part = self._part_path(key)
-            part.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, part)
-            self._verify_and_install(key, part, origin=str(source))
+            if not (self.installed(key) and self._matches(key, self.raw_path(key))):
+                if source.stat().st_size != self._size(key):
+                    raise self._mismatch(key, str(source))
+                part = self._part_path(key)
+                with install_lock(self.raw_path(key)), open(source, "rb") as src:
+                    with open_part(part, append=False) as out:
+                        shutil.copyfileobj(src, out)
+                    self._verify_and_install(key, part, origin=str(source))
             imported.append(key)
         self.convert()
         return imported, missing
@@ -184,100 +186,91 @@ class ModelStore:
         final = self.raw_path(key)
         return final.with_name(final.name + ".part")
 
+    def _size(self, key: str) -> int:
+        size = self.files[key].get("size")
+        if not isinstance(size, int):
+            raise AssetError(f"the manifest pins no size for {key}; every file needs one (models/manifest.json)")
+        return size
+
     def _matches(self, key: str, path: Path) -> bool:
         entry = self.files[key]
-        if entry.get("size") is not None and path.stat().st_size != entry["size"]:
-            return False
-        return entry.get("sha1") is None or git_blob_sha1(path) == entry["sha1"]
+        return path.stat().st_size == self._size(key) and git_blob_sha1(path) == entry["sha1"]
+
+    def _usable(self, key: str) -> bool:
+        """Installed, and either in a place only this user can write or still matching its pin."""
+        path = self.raw_path(key)
+        return path.is_file() and (exposure(path) is None or self._matches(key, path))
+
+    def _mismatch(self, key: str, origin: str) -> AssetError:
+        return AssetError(
+            f"{origin} does not match the pinned {self.files[key]['path']} ({self._size(key)} bytes, git blob "
+            f"{self.files[key]['sha1']}); the file is corrupt or a different version and was discarded"
+        )
 
     def _verify_and_install(self, key: str, part: Path, origin: str) -> None:
         if not self._matches(key, part):
             part.unlink(missing_ok=True)
-            raise AssetError(
-                f"{origin} does not match the pinned {self.files[key]['path']} (git blob "
-                f"{self.files[key]['sha1']}); the file is corrupt or a different version and was discarded"
-            )
+            raise self._mismatch(key, origin)
         part.replace(self.raw_path(key))
         log.info("installed %s", self.raw_path(key))
 
-    def _download(self, key: str, progress: Progress | None) -> None:
-        url, part = self.url(key), self._part_path(key)
-        part.parent.mkdir(parents=True, exist_ok=True)
-        have = part.stat().st_size if part.exists() else 0
-        request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
-        try:
-            response = urllib.request.urlopen(request, timeout=30)
-        except urllib.error.HTTPError as exc:
-            if exc.code == 416 and have:
-                # Nothing left to send: the partial file is already complete (or junk, which the
-                # hash check below discards).
-                return self._verify_and_install(key, part, origin=url)
-            raise AssetError(f"downloading {url} failed: HTTP {exc.code} {exc.reason}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise AssetError(
-                f"cannot download {url} ({reason}). Connect to the internet and run "
-                "`face3d-nb models fetch` again, or install from a local copy with "
-                "`face3d-nb models import DIR`."
-            ) from None
-        with response:
-            resumed = response.status == 206
-            mode = "ab" if resumed else "wb"
-            done = have if resumed else 0
-            length = response.headers.get("Content-Length")
-            total = done + int(length) if length is not None else self.files[key].get("size")
-            try:
-                with open(part, mode) as out:
-                    while chunk := response.read(_CHUNK):
-                        out.write(chunk)
-                        done += len(chunk)
-                        if progress:
-                            progress(key, done, total)
-            except (OSError, http.client.HTTPException) as exc:
-                raise AssetError(
-                    f"download of {url} was interrupted after {done} bytes ({exc}); "
-                    "run `face3d-nb models fetch` again to resume"
-                ) from None
-        if total is not None and done < total:
-            raise AssetError(
-                f"download of {url} stopped at {done} of {total} bytes; run `face3d-nb models fetch` again to resume"
-            )
-        self._verify_and_install(key, part, origin=url)
-
     # -- conversion -----------------------------------------------------------------------
     def convert(self) -> list[str]:
-        """Build the ONNX graphs whose sources are installed and which are not built yet."""
-        from . import convert  # noqa: PLC0415 - onnx is only needed when converting
-        from .safe_pickle import load_legacy_pth, load_pkl  # noqa: PLC0415
+        """Build the ONNX graphs whose sources are installed and which are not built yet (or, in a
+        cache others can write, no longer what their sources build)."""
+        from .convert import save_model  # noqa: PLC0415 - onnx is only needed when converting
+        from .graphs import build_graph  # noqa: PLC0415
 
         built = []
         for key in ("faceboxes", *ARCHS):
             target = self.onnx_path(key)
-            if target.is_file() or not self.installed(key):
+            sources_ok = self._usable(key) and (key == "faceboxes" or self._usable("param_mean_std"))
+            if not sources_ok or self._graph_ok(key):
                 continue
-            if key != "faceboxes" and not self.installed("param_mean_std"):
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                state = load_legacy_pth(self.raw_path(key))
-                if key == "faceboxes":
-                    model = convert.build_detector(state)
-                else:
-                    stats = load_pkl(self.raw_path("param_mean_std"))
-                    model = convert.build_regressor(state, stats["mean"], stats["std"])
-            except Exception as exc:  # a verified file that still fails to convert is a bug to report
-                raise AssetError(f"converting {self.raw_path(key)} failed: {exc}") from exc
-            convert.save_model(model, target)
+            with install_lock(target):  # another kernel may be converting it: one writer, the other waits
+                if self._graph_ok(key):
+                    continue
+                save_model(build_graph(*self._sources(key)), target)
             built.append(key)
             log.info("converted %s -> %s", key, target)
         return built
+
+    def _sources(self, key: str) -> tuple[Path, Path | None]:
+        """The checkpoint of graph ``key`` and, for a regressor, its parameter statistics."""
+        return self.raw_path(key), None if key == "faceboxes" else self.raw_path("param_mean_std")
+
+    def _graph_ok(self, key: str) -> bool:
+        """Built, and either in a place only this user can write or still what its sources build."""
+        from .graphs import graph_matches  # noqa: PLC0415 - onnx is only needed when checking graphs
+
+        target = self.onnx_path(key)
+        return target.is_file() and (exposure(target) is None or graph_matches(target, *self._sources(key)))
+
+    def _refuse_replaced(self, keys: Iterable[str], graphs: Iterable[str] = ()) -> None:
+        """Raise :class:`ModelsMissingError` for the first of these files that others could have
+        replaced and that no longer matches its pin (upstream files) or its source (graphs)."""
+        fix = ("Run `face3d-nb models fetch` to replace it with the verified file, or use a FACE3D_HOME "
+               "that only you can write.")
+        for key in keys:
+            path = self.raw_path(key)
+            if (why := exposure(path)) and not self._matches(key, path):
+                raise ModelsMissingError(f"{path} is not the pinned {self.files[key]['path']} (git blob "
+                                         f"{self.files[key]['sha1']}) and {why}: refusing to load it. {fix}")
+        for key in graphs:
+            path = self.onnx_path(key)
+            if (why := exposure(path)) and not self._graph_ok(key):
+                raise ModelsMissingError(f"{path} is not the graph face3d_nb builds from {self.raw_path(key)} "
+                                         f"and {why}: refusing to load it. {fix}")
 
     # -- using them -----------------------------------------------------------------------
     def default_arch(self) -> str | None:
         return next((a for a in ARCHS if self.onnx_path(a).is_file()), None)
 
     def resolve(self, arch: str | None = None) -> ModelPaths:
-        """The installed files for ``arch`` (default: mb1 when installed, else mb05)."""
+        """The installed files for ``arch`` (default: mb1 when installed, else mb05).
+
+        In a cache others can write, each file is verified first (:mod:`.integrity`); one that fails
+        raises :class:`ModelsMissingError` naming it and the command that replaces it."""
         arch = _check_arch(arch) if arch else self.default_arch() or "mb1"
         needed = [*REQUIRED, arch]
         use_bfm = self.installed("bfm")
@@ -290,6 +283,7 @@ class ModelStore:
                 f"models not installed in {self.home} (missing: {', '.join(missing)}). "
                 f"Run `face3d-nb models fetch --arch {arch}` (online) or `face3d-nb models import DIR`."
             )
+        self._refuse_replaced([*needed, *(["bfm"] if use_bfm else [])], graphs=("faceboxes", arch))
         return ModelPaths(
             arch=arch,
             detector=self.onnx_path("faceboxes"),
@@ -309,6 +303,7 @@ class ModelStore:
                 f"sample file {name} not installed in {self.home}. "
                 "Run `face3d-nb models fetch` (online) or `face3d-nb models import DIR`."
             )
+        self._refuse_replaced([name])
         return self.raw_path(name)
 
     def info(self) -> list[tuple[str, str, Path]]:
@@ -318,6 +313,10 @@ class ModelStore:
             path = self.onnx_path(key)
             rows.append((f"{key}.onnx", "converted" if path.is_file() else "missing", path))
         return rows
+
+
+def _per_file(progress: Progress | None, key: str, size: int) -> Callable[[int], None] | None:
+    return None if progress is None else lambda done: progress(key, done, size)
 
 
 def _check_arch(arch: str) -> str:

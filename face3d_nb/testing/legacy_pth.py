@@ -68,24 +68,59 @@ def write_legacy_pth(state: dict[str, np.ndarray], *, wrap: bool = True, transpo
     With ``transpose_2d`` every 2-D tensor is stored column-major (non-contiguous strides), as a
     transposed torch tensor would be.
     """
+    tensors = {}
+    for name, value in state.items():
+        value = np.asarray(value)
+        if transpose_2d and value.ndim == 2:
+            tensors[name] = (np.ascontiguousarray(value.T).reshape(-1), 0, value.shape, (1, value.shape[0]))
+        else:
+            stride = tuple(int(np.prod(value.shape[k + 1 :])) for k in range(value.ndim))
+            tensors[name] = (value.reshape(-1).copy(), 0, value.shape, stride)
+    return write_raw_legacy_pth(tensors, wrap=wrap)
+
+
+def write_raw_legacy_pth(tensors: dict[str, tuple[np.ndarray, int, tuple, tuple]], *, wrap: bool = True) -> bytes:
+    """A legacy checkpoint of tensors given as torch stores them: ``name: (storage, offset, shape,
+    stride)``, a 1-D float32 or int64 storage and the view of it (in elements) that the tensor is.
+    Nothing checks that the view fits its storage: loader tests need hostile ones too."""
     out = io.BytesIO()
     for header in (0x1950A86A20F9469CFC6C, 1001, {"protocol_version": 1001, "little_endian": True, "type_sizes": {}}):
         pickle.dump(header, out, protocol=2)
-    tensors = collections.OrderedDict()
-    for i, (name, value) in enumerate(state.items()):
-        value = np.asarray(value)
-        if transpose_2d and value.ndim == 2:
-            flat = np.ascontiguousarray(value.T).reshape(-1)
-            tensors[name] = _Tensor(str(i), flat, 0, value.shape, (1, value.shape[0]))
-        else:
-            stride = tuple(int(np.prod(value.shape[k + 1 :])) for k in range(value.ndim))
-            tensors[name] = _Tensor(str(i), value.reshape(-1).copy(), 0, value.shape, stride)
+    records = collections.OrderedDict(
+        (name, _Tensor(str(i), storage, offset, shape, stride))
+        for i, (name, (storage, offset, shape, stride)) in enumerate(tensors.items())
+    )
     writer = _Writer(out)
-    writer.dump({"state_dict": tensors} if wrap else tensors)
+    writer.dump({"state_dict": records} if wrap else records)
     keys = list(writer.storages)
     pickle.dump(keys, out, protocol=2)
     for key in keys:
         array = writer.storages[key]
         out.write(struct.pack("<q", array.size))
         out.write(array.astype(array.dtype.newbyteorder("<")).tobytes())
+    return out.getvalue()
+
+
+class Reduce:
+    """Pickles as a call of the global ``module.name`` with ``args``, then BUILD with ``state``
+    when one is given: hand-made pickles (hostile ones included) naming globals that the test
+    process need not import. Pickle it with :func:`dumps_with_globals`."""
+
+    def __init__(self, module: str, name: str, args: tuple = (), state=None):
+        self.function, self.args, self.state = _Global(module, name), args, state
+
+    def __reduce__(self):
+        return (self.function, self.args) if self.state is None else (self.function, self.args, self.state)
+
+
+def global_named(module: str, name: str):
+    """The global ``module.name`` as an argument of a :class:`Reduce` (written as that global)."""
+    return _Global(module, name)
+
+
+def dumps_with_globals(obj) -> bytes:
+    """``obj`` pickled with protocol 2, each :class:`Reduce` and :func:`global_named` in it written
+    as the global it names."""
+    out = io.BytesIO()
+    _Writer(out).dump(obj)
     return out.getvalue()

@@ -8,11 +8,16 @@ never echoed back, unlike synced traits).
 
 Flow control (the protocol)
 ---------------------------
-- page -> kernel: ``{"type": "frame", "seq": int, "captured_at": float, "width": int,
-  "height": int}`` with exactly one buffer, the JPEG. ``captured_at`` is the page's wall clock
-  (ms since the Unix epoch) when the camera frame reached the page; ``seq`` increases by one per frame.
-- kernel -> page: ``{"type": "ack", "seq": int}`` for every message received, accepted or not, as
-  soon as it has been handed on (the engine's ``submit`` never blocks).
+- page -> kernel: ``{"type": "frame", "page": str, "seq": int, "captured_at": float, "width": int,
+  "height": int}`` with exactly one buffer, the JPEG. ``page`` is a random id each page picks once
+  (a widget shown in two JupyterLab tabs has one grabber per tab); ``captured_at`` is the page's wall
+  clock (ms since the Unix epoch) when the camera frame reached the page; ``seq`` increases by one
+  per frame.
+- kernel -> page: ``{"type": "ack", "page": str, "seq": int, "accepted": bool}`` for every message
+  received, as soon as it has been handed on (the engine's ``submit`` never blocks). Every page gets
+  every ack and keeps only its own. One page streams at a time: while it sends, another page's frames
+  are acknowledged with ``accepted: false`` (counted in ``ignored``) and that page waits a second
+  before it tries again.
 - The page keeps at most ``max_in_flight`` frames unacknowledged, grabs only when a new video frame
   has arrived since the last grab, and never more often than ``max_fps`` (0 = no cap). A frame not
   acknowledged within 5 s is taken as lost, so a restarted kernel does not stall the page.
@@ -21,7 +26,10 @@ Flow control (the protocol)
 
 Frames are untrusted input: a message with a wrong shape, no or several buffers, more than
 ``max_bytes`` bytes or no JPEG signature is dropped and counted in ``rejected`` (still
-acknowledged). Decoded dimensions are capped by the engine (``EngineConfig.max_pixels``), which
+acknowledged). So are the page's clock and the traits it sets: ``captured_at`` goes to the
+callbacks mapped onto the kernel's ``clock`` by a :class:`~face3d_nb.live.capture_clock.CaptureClock`
+(monotonic, never in the future, at most 5 s old), and every trait the page sets is bounded
+(``status`` one of its values, strings and the camera list of limited length). Decoded dimensions are capped by the engine (``EngineConfig.max_pixels``), which
 decodes in its worker thread.
 
 The grabber's view shows the frames it sends as the camera preview (at most ``preview_fps``), so
@@ -45,6 +53,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable
 
 import anywidget
@@ -52,9 +61,10 @@ import traitlets
 from ipywebrtc import CameraStream
 from ipywidgets import CallbackDispatcher, widget_serialization
 
+from ..live.capture_clock import CaptureClock
 from . import STATIC
 
-__all__ = ["INPUT_SIZES", "FrameCallback", "FrameGrabber", "camera_constraints"]
+__all__ = ["INPUT_SIZES", "STATUSES", "FrameCallback", "FrameGrabber", "camera_constraints"]
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +73,16 @@ log = logging.getLogger(__name__)
 INPUT_SIZES = (256, 320, 480, 640)
 
 _JPEG_SIGNATURE = b"\xff\xd8\xff"
+#: What the page says the camera is doing (``status``).
+STATUSES = ("idle", "starting", "streaming", "paused", "hidden", "denied", "no-camera", "ended", "error")
+# Bounds on what the page sets: far above any real value, far below trouble.
+_MAX_TEXT, _MAX_CAMERAS, _MAX_IN_FLIGHT, _MAX_FPS = 1000, 32, 16, 240.0
+# How long the page streaming now must be silent before another page's frames are taken.
+_HANDOVER_S = 1.0
+_MAX_PAGE_ID = 64
 
-#: ``callback(jpeg: bytes, captured_at: float seconds since the epoch (page clock), seq: int)``
+#: ``callback(jpeg: bytes, captured_at: float seconds on the grabber's ``clock`` (the page's capture
+#: time mapped onto it), seq: int)``
 FrameCallback = Callable[[bytes, float, int], None]
 
 
@@ -83,6 +101,9 @@ def camera_constraints(width: int = 640, device_id: str | None = None) -> dict:
 class FrameGrabber(anywidget.AnyWidget):
     """Sends camera frames from the page to the kernel; see the module docstring for the protocol.
 
+    ``clock``: the kernel's clock, seconds, that the frames' capture times are mapped onto
+    (``time.time``, the live app engine's, by default).
+
     Synced traits (set from Python unless noted):
 
     - ``camera`` (None): the ipywebrtc ``CameraStream`` to read; None opens the camera directly.
@@ -90,10 +111,10 @@ class FrameGrabber(anywidget.AnyWidget):
       opens the camera itself (no ``camera``, no ipywebrtc front end, or a ``device_id`` chosen).
     - ``width`` (320): long side, in pixels, of the frames sent; frames are never enlarged.
     - ``quality`` (0.8): JPEG quality, 0..1.
-    - ``max_in_flight`` (2): most frames sent and not yet acknowledged.
-    - ``max_fps`` (0.0): most frames sent per second; 0 = as many as acknowledgements allow.
+    - ``max_in_flight`` (2): most frames sent and not yet acknowledged, 1..16.
+    - ``max_fps`` (0.0): most frames sent per second, up to 240; 0 = as many as acknowledgements allow.
     - ``preview_fps`` (5.0): most preview pictures per second shown in the page (the frames sent,
-      as sent); 0 = no preview. Each one redraws the page, which is costly without a GPU.
+      as sent), up to 240; 0 = no preview. Each one redraws the page, which is costly without a GPU.
     - ``enabled`` (True): False stops grabbing (the camera stays open).
     - ``status`` ("idle", set by the page): ``starting``, ``streaming``, ``paused``, ``hidden``,
       ``denied``, ``no-camera``, ``ended`` or ``error``.
@@ -112,6 +133,7 @@ class FrameGrabber(anywidget.AnyWidget):
     - ``max_bytes`` (1_000_000): larger encoded frames are rejected.
     - ``received`` (0): frames accepted and handed to the callbacks.
     - ``rejected`` (0): messages dropped as malformed or oversized.
+    - ``ignored`` (0): frames dropped because another page was streaming.
     """
 
     _esm = (STATIC / "frame_sources.js").read_text() + (STATIC / "grabber.js").read_text()
@@ -125,7 +147,7 @@ class FrameGrabber(anywidget.AnyWidget):
     max_fps = traitlets.Float(0.0).tag(sync=True)
     preview_fps = traitlets.Float(5.0).tag(sync=True)
     enabled = traitlets.Bool(True).tag(sync=True)
-    status = traitlets.Unicode("idle").tag(sync=True)
+    status = traitlets.Enum(STATUSES, "idle").tag(sync=True)
     message = traitlets.Unicode("").tag(sync=True)
     source = traitlets.Enum(["", "camera_stream", "direct"], "", read_only=True).tag(sync=True)
     cameras = traitlets.List(traitlets.Dict(), read_only=True).tag(sync=True)
@@ -134,10 +156,13 @@ class FrameGrabber(anywidget.AnyWidget):
     max_bytes = traitlets.Int(1_000_000)
     received = traitlets.Int(0, read_only=True)
     rejected = traitlets.Int(0, read_only=True)
+    ignored = traitlets.Int(0, read_only=True)
 
-    def __init__(self, camera: CameraStream | None = None, **kwargs):
+    def __init__(self, camera: CameraStream | None = None, clock: Callable[[], float] = time.time, **kwargs):
         super().__init__(camera=camera, **kwargs)
         self._callbacks = CallbackDispatcher()
+        self._capture_clock = CaptureClock(clock)
+        self._page, self._page_seen = None, float("-inf")
         self.on_msg(self._handle_message)
 
     @traitlets.validate("width")
@@ -154,15 +179,31 @@ class FrameGrabber(anywidget.AnyWidget):
 
     @traitlets.validate("max_in_flight")
     def _check_in_flight(self, proposal):
-        if proposal["value"] < 1:
-            raise traitlets.TraitError(f"max_in_flight must be at least 1, got {proposal['value']}")
+        if not 1 <= proposal["value"] <= _MAX_IN_FLIGHT:
+            raise traitlets.TraitError(f"max_in_flight must be within 1..{_MAX_IN_FLIGHT}, got {proposal['value']}")
         return proposal["value"]
 
     @traitlets.validate("max_fps", "preview_fps")
     def _check_fps(self, proposal):
-        if not (math.isfinite(proposal["value"]) and proposal["value"] >= 0):
-            raise traitlets.TraitError(f"{proposal['trait'].name} must be >= 0, got {proposal['value']}")
+        if not (math.isfinite(proposal["value"]) and 0 <= proposal["value"] <= _MAX_FPS):
+            raise traitlets.TraitError(f"{proposal['trait'].name} must be within 0..{_MAX_FPS:g}, "
+                                       f"got {proposal['value']}")
         return proposal["value"]
+
+    @traitlets.validate("message", "device_id")
+    def _check_text(self, proposal):
+        if len(proposal["value"]) > _MAX_TEXT:
+            raise traitlets.TraitError(f"{proposal['trait'].name} is longer than {_MAX_TEXT} characters")
+        return proposal["value"]
+
+    @traitlets.validate("cameras")
+    def _check_cameras(self, proposal):
+        cameras = proposal["value"]
+        if len(cameras) > _MAX_CAMERAS or not all(
+                set(c) == {"id", "label"} and all(isinstance(v, str) and len(v) <= _MAX_TEXT for v in c.values())
+                for c in cameras):
+            raise traitlets.TraitError(f"cameras must be at most {_MAX_CAMERAS} {{'id': str, 'label': str}}")
+        return cameras
 
     def on_frame(self, callback: FrameCallback, remove: bool = False) -> None:
         """Register (or with ``remove=True`` unregister) ``callback`` for every accepted frame.
@@ -175,10 +216,18 @@ class FrameGrabber(anywidget.AnyWidget):
         if not isinstance(content, dict) or content.get("type") != "frame":
             self._reject("unexpected message %r", content if isinstance(content, dict) else type(content))
             return
-        seq = content.get("seq")
-        self.send({"type": "ack", "seq": seq})
-        captured_ms = content.get("captured_at")
+        seq, page = content.get("seq"), content.get("page")
+        # Echoed to every page: only values a well-behaved page sends go back.
+        if not isinstance(page, str) or len(page) > _MAX_PAGE_ID:
+            page = None
         if not isinstance(seq, int) or isinstance(seq, bool):
+            seq = None
+        accepted = self._take_turn(page)
+        self.send({"type": "ack", "seq": seq, "page": page, "accepted": accepted})
+        captured_ms = content.get("captured_at")
+        if not accepted:
+            self.set_trait("ignored", self.ignored + 1)
+        elif seq is None:
             self._reject("frame without an integer seq")
         elif not isinstance(captured_ms, (int, float)) or not math.isfinite(captured_ms):
             self._reject("frame %s without a valid captured_at", seq)
@@ -192,7 +241,16 @@ class FrameGrabber(anywidget.AnyWidget):
                 self._reject("frame %s is not a JPEG", seq)
                 return
             self.set_trait("received", self.received + 1)
-            self._callbacks(data, captured_ms / 1000.0, seq)
+            self._callbacks(data, self._capture_clock(captured_ms / 1000.0), seq)
+
+    def _take_turn(self, page) -> bool:
+        # Frames from two pages would interleave two cameras in one track: the page streaming now
+        # keeps the camera until it has been silent for _HANDOVER_S (e.g. its tab was hidden).
+        now = time.monotonic()
+        if page != self._page and now - self._page_seen < _HANDOVER_S:
+            return False
+        self._page, self._page_seen = page, now
+        return True
 
     def _reject(self, reason: str, *args) -> None:
         self.set_trait("rejected", self.rejected + 1)

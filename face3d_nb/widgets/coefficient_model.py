@@ -3,11 +3,12 @@
 
 Per model (a mesh detail level), sent once per page: the mean shape as the float32 ``position``
 attribute, a float ``vertexIndex`` attribute, the view's triangle index and, when the model has a
-basis, the half-float basis texture (:func:`~face3d_nb.view.gpu_packing.pack_basis`; 12 MB at full
-detail). Per face: one ``ShaderMaterial`` (``static/decode.vert`` and ``decode.frag``) on the shared
-geometry. Per update: that material's ``uniforms`` (:func:`~face3d_nb.view.gpu_packing.face_uniforms`
-plus colour, lights and a ``seq`` number the page acknowledges through
-:class:`~face3d_nb.widgets.page_link.PageLink`), about 1.4 KB instead of the position transport's 460 KB.
+basis, the basis texture (:func:`~face3d_nb.view.gpu_packing.pack_basis`; at full detail 9.2 MB of
+12-bit values, or 12.0 MB of half floats). Per face: one ``ShaderMaterial`` (``static/decode.vert``
+and ``decode.frag``) on the shared geometry. Per update: that material's ``uniforms``
+(:func:`~face3d_nb.view.gpu_packing.face_uniforms` plus colour, lights and a ``seq`` number the page
+acknowledges through :class:`~face3d_nb.widgets.page_link.PageLink`), about 1.4 KB instead of the
+position transport's 460 KB.
 
 Built around what pythreejs 2.4.2 (three.js r97) accepts: uniform values are plain lists and
 numbers (numpy arrays are refused; lists of 2-4, 9 and 16 numbers arrive as vectors and matrices,
@@ -22,7 +23,7 @@ import numpy as np
 import pythreejs as three
 
 from ..core.morphable import MorphableModel
-from ..view.gpu_packing import BasisTexture, FaceUniforms, pack_basis
+from ..view.gpu_packing import BASIS_ENCODINGS, BasisTexture, FaceUniforms, pack_basis
 from . import STATIC
 
 __all__ = ["CoefficientModel", "appearance_uniforms"]
@@ -51,21 +52,26 @@ class CoefficientModel:
     """The shared widgets of one model's shader meshes, and a factory for the meshes.
 
     ``model`` the morphable model of the detail level shown (its mean shape and basis);
-    ``index`` the view's triangle index attribute (shared with the position transport).
+    ``index`` the view's triangle index attribute (shared with the position transport);
+    ``encoding`` the basis texture's (:data:`~face3d_nb.view.gpu_packing.BASIS_ENCODINGS`).
     ``texture`` is the packed basis (None without a basis).
     """
 
-    def __init__(self, model: MorphableModel, index: three.BufferAttribute):
+    def __init__(self, model: MorphableModel, index: three.BufferAttribute, encoding: str = "u12"):
         self.model = model
         self.texture: BasisTexture | None = None
         self._basis: three.DataTexture | None = None
         defines = {"COEFFICIENT_GROUPS": "0"}
         if model.basis is not None:
-            self.texture = pack_basis(model.basis, model.n_vertices)
-            # Half floats travel as their bits; three.js uploads them as such for HalfFloatType.
-            self._basis = three.DataTexture(data=self.texture.data.view(np.uint16), format="RGBAFormat",
-                                            type="HalfFloatType")
-            defines = {"COEFFICIENT_GROUPS": str(self.texture.groups), "BASIS_ROWS": f"{len(self.texture.data)}.0"}
+            self.texture = texture = pack_basis(model.basis, model.n_vertices, encoding)
+            if encoding == "half":
+                # Half floats travel as their bits; three.js uploads them as such for HalfFloatType.
+                self._basis = three.DataTexture(data=texture.data.view(np.uint16), format="RGBAFormat",
+                                                type="HalfFloatType")
+            else:
+                self._basis = three.DataTexture(data=texture.data, format="RGBAFormat", type="UnsignedByteType")
+            defines = {"COEFFICIENT_GROUPS": str(texture.groups), "BASIS_ROWS": f"{len(texture.data)}.0",
+                       "BASIS_SLOTS": str(texture.slots), "BASIS_BITS": str(BASIS_ENCODINGS[encoding])}
         self._vertex_shader = _shader("decode.vert", defines)
         self._fragment_shader = _shader("decode.frag", {})
         self.position = three.BufferAttribute(model.mean, normalized=False)

@@ -1,10 +1,16 @@
 """The coefficient transport: the page's GPU decodes each face's mesh from its pose and coefficients.
 
 Per detail level, once per page: the model (:class:`~face3d_nb.widgets.coefficient_model.CoefficientModel`,
-12 MB at full detail with a basis). Per face: a ``ShaderMaterial`` on the level's shared geometry.
+at full detail with a basis 10.7 MB, 9.2 MB of it the basis texture, or 13.5 MB with the texture in
+half floats: see ``encoding``). Per face: a ``ShaderMaterial`` on the level's shared geometry.
 Per update: that material's ``uniforms``, about 1.4 KB, whose ``seq`` the page link reports applied
 (:mod:`~face3d_nb.widgets.page_link`). The shaders shade with the stage's colour and lights
 themselves, so a change of those sends the last update again.
+
+The model is built, and so sent, only once a page has said hello on the link: widgets created before
+(a notebook still running in Voila, before its page connects) would go out once to nobody (Voila's
+executor) and again to the page when it asks for every widget's state, twice the megabytes.
+Until then faces are not shown: no page could draw them.
 """
 
 from __future__ import annotations
@@ -37,10 +43,17 @@ class CoefficientTransport(MeshTransport):
     """Payload: the face's :class:`~face3d_nb.view.gpu_packing.FaceUniforms`; every face can be
     shown. ``link`` is told which materials to acknowledge. Three updates in flight per face: at
     ~1.4 KB they cost nothing to buffer, and with one at a time a distant page (100 ms round trip)
-    could never get more than 10 a second."""
+    could never get more than 10 a second.
+
+    ``encoding``, for models built from then on: the basis texture's
+    (:data:`~face3d_nb.view.gpu_packing.BASIS_ENCODINGS`), or "auto": 12-bit values (23 % fewer
+    bytes) for a page that draws on a GPU, half floats for one that draws on the CPU, where the
+    12-bit decode's extra texture reads cost frames (SwiftShader, full detail: 2.8 instead of 4.7
+    frames/s). The page's renderer is known by then: models are built after its hello."""
 
     name = "coefficients"
     window = 3
+    encoding = "auto"
 
     def __init__(self, levels: DetailLevels, indices: LevelIndices, stage: Stage, on_applied: Applied,
                  link: PageLink):
@@ -54,13 +67,17 @@ class CoefficientTransport(MeshTransport):
         """The level's shared widgets, built on first use (any thread)."""
         with self._models_lock:
             if detail not in self._models:
-                self._models[detail] = CoefficientModel(self.levels.model(detail), self.indices(detail))
+                encoding = self.encoding if self.encoding != "auto" else "half" if self._link.software else "u12"
+                self._models[detail] = CoefficientModel(self.levels.model(detail), self.indices(detail), encoding)
             return self._models[detail]
 
     def prepare(self, detail: str) -> None:
-        self.model(detail)
+        if self._link.pages:
+            self.model(detail)
 
-    def payload(self, face: TrackedFace, transform: ViewTransform, detail: str) -> FaceUniforms:
+    def payload(self, face: TrackedFace, transform: ViewTransform, detail: str) -> FaceUniforms | None:
+        if not self._link.pages:
+            return None
         f = face.face
         return face_uniforms(self.levels.model(detail), f.params, f.roi_box, f.landmarks, transform,
                              self.model(detail).texture)

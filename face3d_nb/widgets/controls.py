@@ -27,9 +27,9 @@ _WIDE = {"description_width": "9em"}
 
 
 def _group(title: str, *children: widgets.Widget) -> widgets.VBox:
-    box = widgets.VBox([widgets.HTML(f"<b>{html.escape(title)}</b>"), *children])
+    box = widgets.VBox([widgets.HTML(f"<b>{html.escape(title)}</b>"), *children],
+                       layout=widgets.Layout(padding="0 1.5em 0 0", min_width="22em"))
     box.add_class("face3d-group")
-    box.layout = widgets.Layout(padding="0 1.5em 0 0", min_width="22em")
     return box
 
 

@@ -8,13 +8,18 @@ whose image carries only the MIT-licensed files.
 from __future__ import annotations
 
 import html
+import logging
+import threading
 from collections.abc import Callable
 
 import ipywidgets as widgets
 
+from ..models.download import DownloadCancelled
 from ..models.store import AssetError, ModelStore
 
 __all__ = ["ModelDownload"]
+
+log = logging.getLogger(__name__)
 
 _BFM_TEXT = ("Include the Basel Face Model (academic use only; without it the mesh is the mean face, posed but "
              "without expressions)")
@@ -27,7 +32,9 @@ class ModelDownload(widgets.VBox):
     ``reason``: the notice shown first; ``spawn(target, name)``: runs the download on a thread
     (the app's, so that closing the app waits for it); ``on_installed``: called on that thread once
     the files are in place (an :class:`AssetError` it raises is shown and the button offered again),
-    after which the panel closes.
+    after which the panel closes. Whatever goes wrong on that thread is logged and shown, and the
+    button offered again. :meth:`close` stops a download in progress at its next chunk (its
+    ``.part`` kept to resume, nothing half-installed).
 
     ``bfm_only`` (default False): the offer made to an app already running on the mean face: the
     box starts unticked, the button downloads only once it is ticked, and when the file is in place
@@ -54,6 +61,7 @@ class ModelDownload(widgets.VBox):
         self.status.add_class("face3d-fetch-status")
         self._store, self._keys, self._spawn, self._on_installed = store, keys, spawn, on_installed
         self._bfm_only = bfm_only
+        self._cancel = threading.Event()
         if bfm_only:
             self.bfm.observe(lambda change: setattr(self.button, "disabled", not change["new"]), "value")
         self.button.on_click(self._on_click)
@@ -66,11 +74,22 @@ class ModelDownload(widgets.VBox):
 
     def _fetch(self) -> None:
         try:
-            self._store.fetch(self._keys(self.bfm.value), progress=self._report)
+            self._store.fetch(self._keys(self.bfm.value), progress=self._report, cancel=self._cancel)
+            if self._cancel.is_set():
+                raise DownloadCancelled("closed while the last file was being installed")
             self.status.value = "loading the models…"
             self._on_installed()
-        except AssetError as exc:
-            self.status.value = f"<span class='face3d-fetch-error'>{html.escape(str(exc))}</span>"
+        except DownloadCancelled:
+            log.info("model download stopped: the panel was closed")
+            return
+        except Exception as exc:  # noqa: BLE001 - the thread must end with the error shown, whatever it is
+            if isinstance(exc, AssetError):
+                log.warning("model download failed: %s", exc)
+                message = str(exc)
+            else:
+                log.exception("model download failed")
+                message = f"the download failed ({type(exc).__name__}: {exc}); see the log"
+            self.status.value = f"<span class='face3d-fetch-error'>{html.escape(message)}</span>"
             self.button.disabled = self.bfm.disabled = False
             return
         if self._bfm_only:
@@ -86,6 +105,7 @@ class ModelDownload(widgets.VBox):
         self._spawn(self._fetch, "face3d-fetch")
 
     def close(self) -> None:
+        self._cancel.set()
         for widget in (self.notice, self.bfm, self.button, self.progress, self.status, *self.children):
             widget.close()
         super().close()

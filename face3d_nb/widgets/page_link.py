@@ -29,8 +29,10 @@ kernel -> page       coefficient update: a face material's           ``{"type": 
                                                                      when it starts being watched)
 ===================  ==============================================  ==========================================
 
-Windows, what may be unanswered at once: one ping; per face mesh, the transport's ``window`` of
-updates (:class:`~face3d_nb.widgets.position_transport.PositionTransport`: 1,
+Windows, what may be unanswered at once: one ping, and one measurement's pings queued (a hello
+while some are queued adds none, so a page saying hello in a loop queues nothing more); per face
+mesh, the transport's ``window`` of updates
+(:class:`~face3d_nb.widgets.position_transport.PositionTransport`: 1,
 :class:`~face3d_nb.widgets.coefficient_transport.CoefficientTransport`: 3). Updates produced
 meanwhile wait, newest wins.
 
@@ -42,6 +44,10 @@ Timeout: :data:`ACK_TIMEOUT` seconds, for every answer above (the defaults of th
 update counts as lost and makes room for the next one, so a page that comes back is served again.
 
 Every page showing the widgets answers, so with several pages open the first answer counts.
+
+What the page sends is untrusted: messages of unknown shape are ignored, ``renderer`` is cut to 200
+characters and the strings the page can set (``gpu_decode``, ``note``, ``message``) are refused
+beyond :data:`MAX_TEXT` characters.
 """
 
 from __future__ import annotations
@@ -62,7 +68,7 @@ from ipywidgets import CallbackDispatcher, widget_serialization
 from ..view.transport_choice import RoundTrips
 from . import STATIC
 
-__all__ = ["ACK_TIMEOUT", "FIRST_PINGS", "PageLink"]
+__all__ = ["ACK_TIMEOUT", "FIRST_PINGS", "MAX_TEXT", "PageLink"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +76,8 @@ log = logging.getLogger(__name__)
 ACK_TIMEOUT = 5.0
 #: A first measurement: three small pings for the round trip, one of 256 KB for the throughput.
 FIRST_PINGS = (0, 0, 0, 262_144)
+#: Longest string trait, characters: a reason or a line for people, never a document.
+MAX_TEXT = 1000
 # WebGL renderer names of the CPU rasterisers browsers fall back to without a usable GPU.
 _SOFTWARE = re.compile(r"swiftshader|llvmpipe|softpipe|software|basic render", re.IGNORECASE)
 
@@ -116,14 +124,23 @@ class PageLink(anywidget.AnyWidget):
         self._applied = CallbackDispatcher()
         self.on_msg(self._handle_message)
 
+    @traitlets.validate("gpu_decode", "note", "message")
+    def _check_text(self, proposal):
+        if len(proposal["value"]) > MAX_TEXT:
+            raise traitlets.TraitError(f"{proposal['trait'].name} is longer than {MAX_TEXT} characters")
+        return proposal["value"]
+
     def on_applied(self, callback: Callable[[float], None], remove: bool = False) -> None:
         """Register ``callback(seq)`` for every acknowledged uniforms update (kernel main thread)."""
         self._applied.register_callback(callback, remove=remove)
 
     def measure(self, sizes: Iterable[int] = FIRST_PINGS) -> None:
-        """Queue timing pings of ``sizes`` bytes (any thread); they go out one at a time."""
+        """Time the link with pings of ``sizes`` bytes (any thread); they go out one at a time, after
+        the one in flight, if any. While pings of an earlier measurement are still queued, those serve
+        this request too (they time whichever page answers), so requests (one per hello) never pile up."""
         with self._lock:
-            self._queue.extend(int(n) for n in sizes)
+            if not self._queue:
+                self._queue.extend(int(n) for n in sizes)
             self._send_next()
 
     @property

@@ -16,6 +16,12 @@ The protocol (custom messages)
   the kernel answers with a clear and the samples of the last ``window`` seconds it keeps.
 - page -> kernel: ``{"type": "cost", "draws": int, "draw_ms": float}`` about every 2 s while it
   draws: draws since the last report and their mean time (the plot's cost in the page).
+
+Times are the caller's; the kernel keeps what it holds bounded whatever they are. A sample earlier
+than the newest one held (the clock went back, or the newest was a wild stamp far ahead) drops the
+samples after it, here and, with a clear and a resend, in the page; otherwise neither side would
+trim again until time caught up with the wild stamp. The synced traits are bounded too (``window``
+at most :data:`MAX_WINDOW` seconds), so a page cannot make the kernel keep hours of samples.
 """
 
 from __future__ import annotations
@@ -34,9 +40,13 @@ import traitlets
 from ..core.morphable import N_SHAPE
 from . import STATIC
 
-__all__ = ["PosePlot"]
+__all__ = ["MAX_WINDOW", "PosePlot"]
 
 log = logging.getLogger(__name__)
+
+#: Longest ``window`` in seconds: at 30 frames/s, 18,000 samples kept for a page that shows up.
+MAX_WINDOW = 600.0
+_MAX_SIDE = 4096
 
 _EXPRESSION_START = 12 + N_SHAPE
 
@@ -48,9 +58,9 @@ class PosePlot(anywidget.AnyWidget):
 
     Traits:
 
-    - ``window`` (10.0, synced): seconds shown.
+    - ``window`` (10.0, synced): seconds shown, up to :data:`MAX_WINDOW`.
     - ``n_expression`` (4, synced): expression parameters plotted (the first ones), 0..10.
-    - ``width``, ``height`` (480, 220, synced): canvas size in CSS pixels.
+    - ``width``, ``height`` (480, 220, synced): canvas size in CSS pixels, 1..4096.
     - ``rate`` (10.0, kernel only): most messages sent per second; samples wait in a batch between.
     - ``sent_messages``, ``sent_bytes`` (0, read-only): messages and payload bytes sent so far.
     - ``draw_ms`` (NaN, read-only): mean time the page took per redraw, as it last reported.
@@ -83,6 +93,15 @@ class PosePlot(anywidget.AnyWidget):
     def _check_positive(self, proposal):
         if not (math.isfinite(proposal["value"]) and proposal["value"] > 0):
             raise traitlets.TraitError(f"{proposal['trait'].name} must be positive, got {proposal['value']}")
+        if proposal["trait"].name == "window" and proposal["value"] > MAX_WINDOW:
+            raise traitlets.TraitError(f"window must be at most {MAX_WINDOW:g} s, got {proposal['value']}")
+        return proposal["value"]
+
+    @traitlets.validate("width", "height")
+    def _check_size(self, proposal):
+        if not 1 <= proposal["value"] <= _MAX_SIDE:
+            raise traitlets.TraitError(f"{proposal['trait'].name} must be within 1..{_MAX_SIDE}, "
+                                       f"got {proposal['value']}")
         return proposal["value"]
 
     @traitlets.validate("n_expression")
@@ -110,7 +129,11 @@ class PosePlot(anywidget.AnyWidget):
 
     def add(self, t: float, pose: tuple[float, float, float] | None, expression) -> None:
         """One sample at ``t`` seconds: ``pose`` (yaw, pitch, roll) degrees and ``expression``
-        (the first ``n_expression`` parameters), or None for a gap. Any thread; never blocks on the page."""
+        (the first ``n_expression`` parameters), or None for a gap. Any thread; never blocks on the page.
+        A sample earlier than the newest one drops those after it (see the module docstring); a ``t``
+        that is not finite is a ``ValueError``."""
+        if not math.isfinite(t):
+            raise ValueError(f"sample time must be finite, got {t}")
         row = np.full(4 + self.n_expression, np.nan)
         row[0] = t
         if pose is not None:
@@ -118,6 +141,8 @@ class PosePlot(anywidget.AnyWidget):
             values = np.asarray(expression, np.float64).reshape(-1)[: self.n_expression]
             row[4:4 + len(values)] = values
         with self._lock:
+            if self._history and self._history[-1][0] > t:
+                self._went_back(t)
             self._batch.append(row)
             self._history.append(row)
             while self._history and self._history[0][0] < t - self.window:
@@ -136,6 +161,15 @@ class PosePlot(anywidget.AnyWidget):
             if batch:
                 self._last_sent = self._clock()
                 self._send_batch(batch)
+
+    def _went_back(self, t: float) -> None:
+        # Under the lock. The page trims by its newest sample too: it starts over from what is kept.
+        while self._history and self._history[-1][0] > t:
+            self._history.pop()
+        self._batch = []
+        self.send({"type": "clear"})
+        if self._history:
+            self._send_batch(list(self._history))
 
     def clear(self) -> None:
         """Forget every sample, here and in the page."""

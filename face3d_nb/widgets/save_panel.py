@@ -5,12 +5,15 @@ since the kernel may run on another machine. Meshes are the faces of the newest 
 its detail level, in the processed frame's pixels (y up), each vertex coloured by the camera pixel
 under it. A recording (:class:`~face3d_nb.live.recording.Recorder`) is written to a temporary file on
 the kernel's machine while it runs and downloaded when stopped; the last one stays there, at
-``recording_path``, until the panel is closed.
+``recording_path``, until the panel is closed. A recording still running when the panel closes (the
+app closed, the kernel shutting down) cannot be downloaded any more: it is moved to ``keep_dir``
+instead, and the log says where.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 import threading
 import time
@@ -48,7 +51,9 @@ class SavePanel(widgets.VBox):
     ``renderer``: the pythreejs ``Renderer`` the screenshot is taken of; ``latest()``: the newest
     :class:`~face3d_nb.live.events.FrameResult` shown, or None; ``triangles(detail)``: (T, 3)
     triangles of a detail level; ``subscribe(callback)``: subscribes to the engine and returns the
-    unsubscriber (``Engine.subscribe``); ``header``: extra fields for recordings' header line.
+    unsubscriber (``Engine.subscribe``); ``header``: extra fields for recordings' header line;
+    ``keep_dir``: where a recording still running at :meth:`close` is kept (relative paths are taken
+    from the working directory at that moment, the notebook's folder in Jupyter and Voila).
 
     Attributes: ``downloader``; ``buttons`` by name (``obj``, ``ply``, ``screenshot``, ``record``);
     ``recording_path``: the last recording's file on the kernel's machine, or None.
@@ -56,7 +61,7 @@ class SavePanel(widgets.VBox):
 
     def __init__(self, renderer: widgets.Widget, latest: Callable[[], FrameResult | None],
                  triangles: Callable[[str], np.ndarray], subscribe: Callable[[Callable], Callable[[], None]],
-                 header: dict | None = None, **kwargs):
+                 header: dict | None = None, keep_dir: str | Path = "face3d-recordings", **kwargs):
         super().__init__(**kwargs)
         self.add_class("face3d-save")
         self.downloader = Downloader(target=renderer)
@@ -66,7 +71,10 @@ class SavePanel(widgets.VBox):
         self._header = header or {}
         self._recorder: Recorder | None = None
         self._unsubscribe: Callable[[], None] | None = None
-        self._folder = tempfile.TemporaryDirectory(prefix="face3d-recordings-")
+        # Not a TemporaryDirectory: its clean-up at interpreter exit could run before close() keeps
+        # a running recording.
+        self._folder = Path(tempfile.mkdtemp(prefix="face3d-recordings-"))
+        self._keep_dir = Path(keep_dir)
         self.recording_path: Path | None = None
 
         self.buttons = {
@@ -114,7 +122,7 @@ class SavePanel(widgets.VBox):
     def _on_record(self, change) -> None:
         button = self.buttons["record"]
         if change["new"]:
-            self.recording_path = Path(self._folder.name) / f"face3d-session-{_stamp()}.jsonl"
+            self.recording_path = self._folder / f"face3d-session-{_stamp()}.jsonl"
             self._recorder = Recorder(self.recording_path, **self._header)
             self._unsubscribe = self._subscribe(self._recorder)
             button.description, button.button_style = "Stop and save", "danger"
@@ -135,9 +143,14 @@ class SavePanel(widgets.VBox):
             self._recorder = None
 
     def close(self) -> None:
-        """Stop recording (without downloading), delete the recordings' folder, close every widget."""
-        self._stop_recording()
-        self._folder.cleanup()
+        """Stop recording and keep a running recording in ``keep_dir`` (it can no longer be downloaded),
+        delete the temporary recordings' folder, close every widget."""
+        if self.recording:
+            self._stop_recording()
+            self._keep_dir.mkdir(parents=True, exist_ok=True)
+            self.recording_path = Path(shutil.move(self.recording_path, self._keep_dir / self.recording_path.name))
+            log.warning("the recording in progress was saved to %s", self.recording_path.resolve())
+        shutil.rmtree(self._folder, ignore_errors=True)
         for button in self.buttons.values():
             button.close()
         self.downloader.close()

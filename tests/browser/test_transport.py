@@ -1,12 +1,15 @@
 """Both mesh transports draw the same picture, in a real page.
 
-Voila serves a small notebook showing four FaceViewers: the mean-shape model and the same model with
+Voila serves a small notebook showing FaceViewers of the mean-shape model and of the same model with
 a synthetic basis of the real size (50 x 3*38365; the Basel Face Model is not among the test
 assets), each once with positions decoded in the kernel and once with coefficients decoded by the
-page's GPU. Headless Chromium (software WebGL) renders them; the kernel feeds every viewer the same
-real pose with real-sized coefficients and the screenshots of each pair are compared. Then colour,
-lights and wireframe change and the pairs are compared again. A second page, whose WebGL claims no
-vertex texture units, checks that the viewer falls back to positions and says why.
+page's GPU, the basis texture in 12-bit values (what a page with a GPU gets); the synthetic model
+once more with the basis in half floats (what a page drawing on the CPU gets). Headless Chromium
+(software WebGL) renders them; the kernel feeds every viewer the same real pose with real-sized
+coefficients and each GPU picture is compared with its positions picture (the differences are
+printed: run with -s). Then colour, lights and wireframe change and the pictures are compared
+again. A second page, whose WebGL claims no vertex texture units, checks that the viewer falls back
+to positions and says why.
 """
 
 from __future__ import annotations
@@ -31,8 +34,14 @@ from face3d_nb.testing.browser import (
 
 pytestmark = [pytest.mark.real_assets, pytest.mark.skipif(chromium_missing() is not None, reason=str(chromium_missing()))]
 
-MODELS = ("mean", "synthetic")
-TRANSPORTS = ("positions", "coefficients")
+# Each view: (model, transport, basis encoding of the coefficient transport).
+VIEWS = {"mean-positions": ("mean", "positions", "u12"), "mean-coefficients": ("mean", "coefficients", "u12"),
+         "synthetic-positions": ("synthetic", "positions", "u12"),
+         "synthetic-coefficients": ("synthetic", "coefficients", "u12"),
+         "synthetic-half": ("synthetic", "coefficients", "half")}
+# Each GPU view and the positions view it must match.
+PAIRS = {"mean-coefficients": "mean-positions", "synthetic-coefficients": "synthetic-positions",
+         "synthetic-half": "synthetic-positions"}
 SIZE = 320
 
 KERNEL = """
@@ -64,15 +73,15 @@ def result(model, p, roi):
                        timings={{}}, faces=(TrackedFace(1, face, model.vertices(p, roi)),))
 
 viewers = {{}}
-for name, model in models.items():
-    for transport in {transports!r}:
-        viewer = FaceViewer(DetailLevels(model), transport=transport, width={size}, height={size})
-        viewer.renderer.add_class(f"view-{{name}}-{{transport}}")
-        viewers[f"{{name}}-{{transport}}"] = viewer
+for key, (name, transport, encoding) in {views!r}.items():
+    viewer = FaceViewer(DetailLevels(models[name]), transport=transport, width={size}, height={size})
+    viewer._transports["coefficients"].encoding = encoding
+    viewer.renderer.add_class(f"view-{{key}}")
+    viewers[key] = viewer
 
 def show(i):
     for key, viewer in viewers.items():
-        model = models[key.split("-")[0]]
+        model = models[{views!r}[key][0]]
         viewer.show(result(model, *params(i)))
 
 def state():
@@ -82,7 +91,7 @@ def idle():
     # Every update sent has been acknowledged by the page.
     return all(not m.flights and m.pending is None for v in viewers.values() for m in v._pool.meshes)
 
-display(widgets.VBox([widgets.HBox([viewers[f"{{n}}-{{t}}"].renderer for t in {transports!r}]) for n in models]))
+display(widgets.VBox([widgets.HBox([v.renderer for k, v in viewers.items() if k.startswith(n)]) for n in models]))
 """
 
 # A page whose WebGL reports no vertex texture units, as some older mobile GPUs do.
@@ -99,8 +108,7 @@ for (const Context of [WebGLRenderingContext, WebGL2RenderingContext]) {
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, real_store):
     work = tmp_path_factory.mktemp("transport")
-    code = KERNEL.format(reference=str(REFERENCE / "emma.npz"), transports=TRANSPORTS,
-                         size=SIZE)
+    code = KERNEL.format(reference=str(REFERENCE / "emma.npz"), views=VIEWS, size=SIZE)
     with NotebookServer(write_notebook(work / "transport.ipynb", code), work, real_store.home) as running:
         yield running
 
@@ -115,15 +123,14 @@ def browser(server):
 def open_page(browser, server, init_script: str | None = None):
     """A page of the notebook and a probe on its kernel, once every viewer is on screen."""
     known = set(server.connection_files())
-    page = browser.new_page(viewport={"width": 2 * SIZE + 100, "height": 2 * SIZE + 100})
+    page = browser.new_page(viewport={"width": 3 * SIZE + 100, "height": 2 * SIZE + 100})
     page.console = []
     page.on("console", lambda message: message.type in ("error", "warning") and page.console.append(message.text))
     if init_script:
         page.add_init_script(init_script)
     page.goto(server.url, timeout=120_000)
-    for name in MODELS:
-        for transport in TRANSPORTS:
-            page.wait_for_selector(f".view-{name}-{transport} canvas", timeout=120_000)
+    for key in VIEWS:
+        page.wait_for_selector(f".view-{key} canvas", timeout=120_000)
     connection = wait_until(lambda: [p for p in server.connection_files() if p not in known], 60, message="kernel")
     return page, KernelProbe(connection[-1])
 
@@ -154,9 +161,10 @@ def face_mask(image: np.ndarray) -> np.ndarray:
 
 
 def assert_same_picture(shots, name: str, out: Path, step: str, page_log: list[str], lines: bool = False) -> None:
-    positions, coefficients = shots[f"{name}-positions"], shots[f"{name}-coefficients"]
-    cv2.imwrite(str(out / f"{step}-{name}-positions.png"), positions.astype(np.uint8))
-    cv2.imwrite(str(out / f"{step}-{name}-coefficients.png"), coefficients.astype(np.uint8))
+    """GPU view ``name`` draws what its positions view draws (``PAIRS``)."""
+    positions, coefficients = shots[PAIRS[name]], shots[name]
+    cv2.imwrite(str(out / f"{step}-{PAIRS[name]}.png"), positions.astype(np.uint8))
+    cv2.imwrite(str(out / f"{step}-{name}.png"), coefficients.astype(np.uint8))
     drawn, drawn_gpu = face_mask(positions), face_mask(coefficients)
     assert drawn.mean() > 0.15, f"{name}: the face covers only {drawn.mean():.0%} of the view"
     where = f"{name} ({step}); screenshots in {out}; the page's last warnings: {page_log[-5:]}"
@@ -168,6 +176,8 @@ def assert_same_picture(shots, name: str, out: Path, step: str, page_log: list[s
                                    err_msg=where)
         return
     difference = np.abs(positions - coefficients).max(axis=2)
+    print(f"{step} {name} vs {PAIRS[name]}: mean difference {difference.mean():.3f} levels, "
+          f"{(difference > 24).mean():.4%} of pixels over 24")
     # Same triangles, same shading formulas: only rounding differs (a few edge pixels).
     assert difference.mean() < 1.0 and (difference > 24).mean() < 0.003, (
         f"mean difference {difference.mean():.2f}, {(difference > 24).sum()} pixels differ by more than 24 "
@@ -179,14 +189,14 @@ def test_both_transports_draw_the_same_face(browser, server, tmp_path_factory):
     out.mkdir(parents=True, exist_ok=True)
     page, probe = open_page(browser, server)
     try:
-        keys = [f"{n}-{t}" for n in MODELS for t in TRANSPORTS]
+        keys = list(VIEWS)
         # The page's GPU check has to pass before a coefficient viewer may use coefficients.
-        wait_until(lambda: all(s[1] == k.split("-")[1] for k, s in probe.eval("state()").items()), 60,
+        wait_until(lambda: all(s[1] == VIEWS[k][1] for k, s in probe.eval("state()").items()), 60,
                    message="the coefficient viewers to switch to coefficients")
         probe.run("show(0)")
         wait_until(lambda: all(s[0] >= 1 for s in probe.eval("state()").values()), 60, message="first updates")
         first = settled(page, probe, keys)
-        for name in MODELS:
+        for name in PAIRS:
             assert_same_picture(first, name, out, "first", page.console)
         # The basis really deforms the face on the GPU too.
         assert (face_mask(first["mean-coefficients"]) != face_mask(first["synthetic-coefficients"])).mean() > 0.02
@@ -195,18 +205,17 @@ def test_both_transports_draw_the_same_face(browser, server, tmp_path_factory):
                   "'#5b8fd9', 0.9, -50.0, 0.6")
         probe.run("show(1)")
         recoloured = settled(page, probe, keys)
-        for name in MODELS:
+        for name in PAIRS:
             assert_same_picture(recoloured, name, out, "recoloured", page.console)
-            blue = recoloured[f"{name}-coefficients"][..., 0] > recoloured[f"{name}-coefficients"][..., 2] + 20
+            blue = recoloured[name][..., 0] > recoloured[name][..., 2] + 20
             assert blue.mean() > 0.1, f"{name}: the new colour is not shown"
 
         probe.run("for v in viewers.values(): v.wireframe = True")
         wired = settled(page, probe, keys)
-        for name in MODELS:
+        for name in PAIRS:
             assert_same_picture(wired, name, out, "wireframe", page.console, lines=True)
             # Same frame as before, drawn as lines now (at this density the lines cover the face).
-            key = f"{name}-coefficients"
-            assert np.abs(wired[key] - recoloured[key])[face_mask(recoloured[key])].mean() > 10, name
+            assert np.abs(wired[name] - recoloured[name])[face_mask(recoloured[name])].mean() > 10, name
     finally:
         probe.close()
         page.close()

@@ -8,6 +8,7 @@
 // export is a factory, called once per model, whose closure holds that model's Grabber.
 
 const ACK_TIMEOUT_MS = 5000; // an unacknowledged frame counts as lost after this long (kernel restarted)
+const HANDOVER_MS = 1000; // camera.py's _HANDOVER_S
 
 const DENIED = "Camera access was denied. Allow the camera for this page (in the address bar) and reload the page.";
 const MESSAGES = {
@@ -45,7 +46,10 @@ class Grabber {
     this.views = new Set();
     this.inFlight = new Map(); // seq -> time sent (ms)
     this.seq = 0;
+    // Every page showing this widget (JupyterLab tabs) gets every ack: each keeps only its own.
+    this.page = Math.random().toString(36).slice(2);
     this.lastSent = 0;
+    this.idleUntil = 0;
     this.lastPreview = -Infinity;
     this.busy = false;
     this.source = null;
@@ -206,8 +210,10 @@ class Grabber {
   }
 
   onMessage(msg) {
-    if (msg && msg.type === "ack") {
+    if (msg && msg.type === "ack" && msg.page === this.page) {
       this.inFlight.delete(msg.seq);
+      // Another page is streaming to this kernel: try again later, not at the camera's rate.
+      if (msg.accepted === false) this.idleUntil = performance.now() + HANDOVER_MS;
       this.pump();
     }
   }
@@ -218,7 +224,7 @@ class Grabber {
     for (const [seq, sent] of this.inFlight) if (now - sent > ACK_TIMEOUT_MS) this.inFlight.delete(seq);
     if (this.inFlight.size >= Math.max(1, this.model.get("max_in_flight"))) return;
     const maxFps = this.model.get("max_fps");
-    const wait = maxFps > 0 ? this.lastSent + 1000 / maxFps - now : 0;
+    const wait = Math.max(maxFps > 0 ? this.lastSent + 1000 / maxFps - now : 0, this.idleUntil - now);
     if (wait > 0) {
       clearTimeout(this.timer);
       this.timer = setTimeout(() => this.pump(), wait);
@@ -257,7 +263,7 @@ class Grabber {
     const seq = ++this.seq;
     this.inFlight.set(seq, performance.now());
     this.lastSent = performance.now();
-    this.model.send({ type: "frame", seq, captured_at: frame.at, width, height }, undefined, [buffer]);
+    this.model.send({ type: "frame", page: this.page, seq, captured_at: frame.at, width, height }, undefined, [buffer]);
   }
 
   attach(view) {
