@@ -20,8 +20,9 @@
 - The app's settings file (``face3d-nb app --config FILE``) reaches the kernels as the absolute
   path in ``FACE3D_APP_CONFIG`` (:data:`~face3d_nb.apps.app_settings.ENV_CONFIG`); without one the
   variable is removed, so a value left in the shell does not leak in.
-- Everything the page loads comes from this server (widget front ends are served as prebuilt
-  JupyterLab extensions; no CDN), on localhost unless told otherwise.
+- Everything the page needs comes from this server (widget front ends are served as prebuilt
+  JupyterLab extensions; no CDN), on localhost unless told otherwise. Voila's page template also
+  links Font Awesome's CSS from a CDN; the app uses no icon from it and works when it fails.
 """
 
 from __future__ import annotations
