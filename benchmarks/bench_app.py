@@ -39,10 +39,9 @@ import time
 from pathlib import Path
 
 import nbformat
-from common import ASSETS, VIDEO
+from common import VIDEO, model_home
 
 from face3d_nb.apps.serve import voila_argv
-from face3d_nb.models.store import ModelsMissingError, ModelStore
 from face3d_nb.testing.browser import KernelProbe, Server, chromium_missing, launch_chromium, wait_until, write_y4m
 
 log = logging.getLogger("bench_app")
@@ -109,17 +108,6 @@ class BaselineServer(Server):
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "voila", *voila_argv(self.notebook, self.port, "127.0.0.1")]
-
-
-def model_home() -> Path:
-    """The installed model cache, or the shared assets imported into a temporary one."""
-    try:
-        ModelStore().resolve()
-        return ModelStore().home
-    except ModelsMissingError:
-        store = ModelStore(tempfile.mkdtemp(prefix="face3d_bench_"))
-        store.import_dir(ASSETS, store.keys_for())
-        return store.home
 
 
 def snapshot(probe: KernelProbe, case: str) -> dict:

@@ -27,10 +27,17 @@ import time
 from pathlib import Path
 
 import psutil
-from bench_app import model_home
-from common import VIDEO
+from common import VIDEO, kernel_processes, model_home
 
-from face3d_nb.testing.browser import KernelProbe, Server, chromium_missing, launch_chromium, wait_until, write_y4m
+from face3d_nb.testing.browser import (
+    KernelProbe,
+    Server,
+    chromium_missing,
+    launch_chromium,
+    probe_for,
+    wait_until,
+    write_y4m,
+)
 
 log = logging.getLogger("bench_churn")
 PAGE_TIMEOUT_MS = 240_000
@@ -42,14 +49,9 @@ KERNEL_FIGURES = """__import__('json').dumps({
     'widgets': len(__import__('ipywidgets').widgets.widget._instances)})"""
 
 
-def kernels(server: Server) -> list[psutil.Process]:
-    return [p for p in psutil.Process(server.process.pid).children(recursive=True)
-            if "ipykernel" in " ".join(p.cmdline())]
-
-
 def server_figures(server: Server) -> dict:
     process = psutil.Process(server.process.pid)
-    return {"threads": process.num_threads(), "fds": process.num_fds(), "kernels": len(kernels(server)),
+    return {"threads": process.num_threads(), "fds": process.num_fds(), "kernels": len(kernel_processes(server)),
             "connection_files": len(server.connection_files()), "rss_mb": round(process.memory_info().rss / 2**20, 1)}
 
 
@@ -71,9 +73,7 @@ def voila_churn(playwright, camera: Path, home: Path, work: Path, loads: int) ->
                 if page.goto(f"{server.url}/", timeout=PAGE_TIMEOUT_MS).status == 503:
                     left.append(f"load {i + 1}: the app is busy, the kernels of closed pages still run")
                     break
-                path = wait_until(lambda known=known: [p for p in server.connection_files() if p not in known], 120,
-                                  message="the page's kernel")[-1]
-                probe = KernelProbe(path)
+                probe = probe_for(server, known)
                 try:
                     wait_until(lambda probe=probe: probe.eval("app.viewer.stats().applied") > 0, 240, 1.0, "a mesh update")
                 finally:
@@ -83,7 +83,8 @@ def voila_churn(playwright, camera: Path, home: Path, work: Path, loads: int) ->
                 page.goto("about:blank")
                 page.close()
                 try:
-                    wait_until(lambda: len(kernels(server)) == before["kernels"], 60, 0.5, "the page's kernel to end")
+                    wait_until(lambda: len(kernel_processes(server)) == before["kernels"], 60, 0.5,
+                               "the page's kernel to end")
                 except TimeoutError:
                     left.append(f"load {i + 1}: its kernel still runs a minute after the page closed")
                 figures = server_figures(server)
@@ -125,7 +126,7 @@ def lab_reruns(playwright, camera: Path, home: Path, work: Path, reruns: int) ->
                     probe = KernelProbe(server.runtime_dir / f"kernel-{session['kernel']['id']}.json")
                 new_app = f"'app' in globals() and id(app) != {previous} and app.viewer.stats().applied > 0"
                 wait_until(lambda probe=probe, new_app=new_app: probe.eval(new_app), 240, 1.0, f"run {run + 1} streaming")
-                figures.append({**json.loads(probe.eval(KERNEL_FIGURES)), "kernels": len(kernels(server))})
+                figures.append({**json.loads(probe.eval(KERNEL_FIGURES)), "kernels": len(kernel_processes(server))})
                 print(f"JupyterLab run {run + 1}: {figures[-1]}", flush=True)
             probe.close()
         finally:

@@ -31,8 +31,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 from ab import interleaved, shared_items, summary
-from common import model_paths, percentiles, video_frames
-from engine_ab import compare, model_home, report
+from common import model_home, model_paths, percentiles, video_frames
+from engine_ab import compare, report
 
 from face3d_nb.core.morphable import N_EXPR, N_SHAPE, MorphableModel
 from face3d_nb.core.pipeline import Reconstructor

@@ -1,5 +1,5 @@
 """INT8 models built with ONNX Runtime's static quantisation: speed against the float model, accuracy,
-and the acceptance verdict (face3d_nb.core.quantize) for each.
+and the acceptance verdict (face3d_nb.testing.quantize) for each.
 
     python benchmarks/bench_quant.py [--arch mb05] [--threads 2] [--rounds 3]
 
@@ -10,8 +10,8 @@ Detector: three recipes, each timed A/B against the float graph (interleaved, ``
 Runtime threads, at 640x480 and on the video's 1280x720 frames) and compared box by box:
 
 - ``plain``: quantize_static's result on our converted graph;
-- ``folded``: the channel means folded into the first convolution (core/quantize.py says why);
-- ``recipe``: folded, softmax and what follows kept float; built into the model cache.
+- ``folded``: the channel means folded into the first convolution (face3d_nb/testing/quantize.py says why);
+- ``recipe``: folded, softmax and what follows kept float.
 
 For each image or frame where the IoU falls below the rule's bound, "near tie" is the best IoU of
 the quantised box with any float candidate (before NMS) scoring within 1e-3 of the float winner:
@@ -148,7 +148,7 @@ def main() -> None:
         regressor = quantize.quantize_regressor(paths.regressor, Path(work) / "regressor.onnx", np.stack(crops))
         verdicts["regressor recipe"] = regressor_report(rec, regressor, paths.regressor, items, args.threads,
                                                         args.rounds)
-    print("\nverdicts (face3d_nb.core.quantize: >= "
+    print("\nverdicts (face3d_nb.testing.quantize: >= "
           f"{quantize.MIN_SPEEDUP}x, box IoU >= {quantize.MIN_BOX_IOU} everywhere; params <= "
           f"{quantize.MAX_PARAM_ERROR} std, landmarks <= {quantize.MAX_LANDMARK_ERROR} px)")
     for name, verdict in verdicts.items():

@@ -31,8 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-from bench_app import model_home
-from common import VIDEO
+from common import VIDEO, kernel_processes, model_home
 
 from face3d_nb.testing.browser import KernelProbe, Server, chromium_missing, launch_chromium, wait_until, write_y4m
 
@@ -78,8 +77,7 @@ class SoakServer(Server):
         return [sys.executable, "-X", "tracemalloc=1", "-c", TRACED_SERVER, str(self.trace_dir), *command[3:]]
 
     def kernel(self) -> psutil.Process | None:
-        kernels = [p for p in psutil.Process(self.process.pid).children(recursive=True)
-                   if "ipykernel" in " ".join(p.cmdline())]
+        kernels = kernel_processes(self)
         return kernels[0] if kernels else None
 
     def error_lines(self) -> int:

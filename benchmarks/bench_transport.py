@@ -41,11 +41,10 @@ from pathlib import Path
 from common import ASSETS, model_paths
 
 from face3d_nb.testing.browser import (
-    BROWSER_ARGS,
-    CHROMIUM,
-    KernelProbe,
     NotebookServer,
     chromium_missing,
+    launch_chromium,
+    probe_for,
     wait_until,
     write_notebook,
 )
@@ -195,8 +194,7 @@ def open_page(browser, server, query: str, what: str):
     received = Received(cdp)
     started = time.time()
     page.goto(f"{server.url}/?{query}", timeout=180_000)
-    connection = wait_until(lambda: [p for p in server.connection_files() if p not in known], 120, message="kernel")
-    probe = KernelProbe(connection[-1])
+    probe = probe_for(server, known)
     wait_until(lambda: probe.eval("feeder.ready_at"), 180, message=f"the first {what} update")
     ready_at, ready_bytes, module = probe.eval("(feeder.ready_at, feeder.ready_bytes, sys.modules['face3d_nb'].__file__)")
     load = {"page ready s": ready_at - started, "one-time load MB": ready_bytes / 1e6,
@@ -330,7 +328,7 @@ def main() -> None:
     print("(headless Chromium renders with SwiftShader on the CPU here: 'page drew' counts frames actually drawn)")
     results = {}
     with BenchServer(notebook, work, work / "home") as server, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=BROWSER_ARGS)
+        browser = launch_chromium(playwright)
         if args.load:
             return run_load(browser, server, args)  # leaving sync_playwright() closes the browser
         for transport in ("positions", "coefficients", "auto"):

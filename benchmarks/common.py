@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmark scripts: models, frames and percentile tables."""
+"""Helpers shared by the benchmark scripts: models, frames, percentile tables and the kernels a server runs."""
 
 from __future__ import annotations
 
@@ -12,22 +12,39 @@ import numpy as np
 from face3d_nb.models.store import ModelPaths, ModelsMissingError, ModelStore
 from face3d_nb.testing.assets import ASSETS, ROOT, VIDEO
 
-__all__ = ["ASSETS", "ROOT", "VIDEO", "model_paths", "percentiles", "video_frames"]
+__all__ = ["ASSETS", "ROOT", "VIDEO", "kernel_processes", "model_home", "model_paths", "percentiles", "video_frames"]
 
 log = logging.getLogger("benchmarks")
 
 
-def model_paths(arch: str | None = None) -> ModelPaths:
-    """The installed models, or the shared assets imported into a temporary cache."""
+def model_home(arch: str | None = None) -> Path:
+    """The installed model cache, or the shared assets imported into a temporary one."""
+    store = ModelStore()
     try:
-        return ModelStore().resolve(arch)
+        store.resolve(arch)
+        return store.home
     except ModelsMissingError:
         if not ASSETS.is_dir():
             raise
     store = ModelStore(tempfile.mkdtemp(prefix="face3d_bench_"))
     store.import_dir(ASSETS, store.keys_for(arch))
-    log.info("using the shared assets from %s", ASSETS)
-    return store.resolve(arch)
+    return store.home
+
+
+def model_paths(arch: str | None = None) -> ModelPaths:
+    """The installed models, or the shared assets imported into a temporary cache."""
+    home = model_home(arch)
+    if home != ModelStore().home:
+        log.info("using the shared assets from %s", ASSETS)
+    return ModelStore(home).resolve(arch)
+
+
+def kernel_processes(server) -> list:
+    """The kernels a :class:`face3d_nb.testing.browser.Server` runs (its ipykernel descendants)."""
+    import psutil  # noqa: PLC0415  (a test extra: only the server benchmarks need it)
+
+    return [p for p in psutil.Process(server.process.pid).children(recursive=True)
+            if "ipykernel" in " ".join(p.cmdline())]
 
 
 def video_frames(path: Path = VIDEO) -> list[np.ndarray]:

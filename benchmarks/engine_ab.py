@@ -21,20 +21,19 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
-from common import ASSETS, video_frames
+from common import video_frames
 
 from face3d_nb.core.frames import shrink_to
 from face3d_nb.core.pipeline import Reconstructor
 from face3d_nb.core.regressor import crop, roi_box_from_bbox
 from face3d_nb.core.tracking import Tracker
 from face3d_nb.live.config import EngineConfig
-from face3d_nb.models.store import ModelsMissingError, ModelStore
+from face3d_nb.models.store import ModelStore
 
 STAGES = ("detect 640x480", "regress per face", "network per face", "tracking step 640x360", "tracking step 1280x720")
 # Frames of each stage per round (tracking: consecutive steps; the others: calls).
@@ -125,17 +124,6 @@ class Worker:
     def close(self) -> None:
         self.process.stdin.close()
         self.process.wait(timeout=60)
-
-
-def model_home(arch: str | None) -> Path:
-    """The installed model cache, or the shared assets imported into a temporary one."""
-    try:
-        ModelStore().resolve(arch)
-        return ModelStore().home
-    except ModelsMissingError:
-        store = ModelStore(tempfile.mkdtemp(prefix="face3d_bench_"))
-        store.import_dir(ASSETS, store.keys_for(arch))
-        return store.home
 
 
 def compare(baseline: Path, home: Path, arch: str, threads: int, rounds: int) -> dict[str, dict[str, list[float]]]:

@@ -13,7 +13,11 @@ import cv2
 
 from . import __version__
 from .apps.serve import NotebookMissingError, Serving, add_serve_options, app_notebook, serve_app, serving
+from .core.detail import LEVELS, DetailLevels
 from .core.frames import ImageError, read_image
+from .core.pipeline import Reconstructor, load_morphable_model, scale_face
+from .live.config import parse_override
+from .live.events import FrameResult
 from .live.performance_log import PerformanceLog
 from .live.settings_file import Settings, load_settings
 from .live.video_source import feed_realtime, open_video
@@ -32,8 +36,6 @@ class CliError(Exception):
 
 
 def _reconstructor(args):
-    from .core.pipeline import Reconstructor  # noqa: PLC0415 - keeps `models` commands light
-
     try:
         return Reconstructor.installed(args.arch, threads=args.threads, provider=args.provider or "cpu")
     except AssetError as exc:
@@ -109,9 +111,8 @@ def cmd_video(args) -> int:
 
 
 def _engine_config(args):
-    """Engine settings: the --config file, then --arch/--threads/--every, then each --set; and the file's settings."""
-    from .live.config import parse_override  # noqa: PLC0415
-
+    """Engine settings: the --config file, then --arch/--threads/--provider/--every, then each --set; and the
+    file's settings."""
     try:
         settings = load_settings(args.config) if args.config else Settings()
         config = settings.engine
@@ -126,12 +127,11 @@ def _engine_config(args):
 
 def cmd_video_live(args) -> int:
     """The video at its own frame rate through the live engine, as a camera would feed it."""
-    from .core.pipeline import scale_face  # noqa: PLC0415
-    from .live.engine import Engine  # noqa: PLC0415
-    from .live.events import FrameResult  # noqa: PLC0415
+    from .live.engine import Engine  # noqa: PLC0415 - the threaded engine only for --live
 
     config, settings = _engine_config(args)
-    log.setLevel(logging.DEBUG if settings.verbose else log.level)
+    if settings.verbose:
+        log.setLevel(logging.DEBUG)
     frames, fps = _open_video(args.path)
     processed: dict[int, list[dict]] = {}
 
@@ -174,9 +174,7 @@ def cmd_video_live(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .core.detail import DetailLevels  # noqa: PLC0415
     from .core.export import write_obj, write_ply  # noqa: PLC0415
-    from .core.pipeline import load_morphable_model  # noqa: PLC0415
     from .live.recording import RecordingError, read_recording  # noqa: PLC0415
 
     try:
@@ -312,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("path", type=Path, help="a recording (.jsonl) saved by the app")
     export.add_argument("--out", type=Path, default=Path("meshes"), help="output folder (default: meshes)")
     export.add_argument("--format", choices=("obj", "ply"), default="obj")
-    export.add_argument("--level", choices=("full", "medium", "low"), default="full", help="mesh detail")
+    export.add_argument("--level", choices=tuple(LEVELS), default="full", help="mesh detail")
     export.set_defaults(func=cmd_export)
 
     app = sub.add_parser("app", help="serve the live camera app with Voila")
@@ -322,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     replay = sub.add_parser("replay", help="play a recorded session back into the 3D viewer (served with Voila)")
     replay.add_argument("path", type=Path, help="a recording (.jsonl) saved by the app")
-    replay.add_argument("--detail", choices=("full", "medium", "low"), default="full", help="mesh detail")
+    replay.add_argument("--detail", choices=tuple(LEVELS), default="full", help="mesh detail")
     add_serve_options(replay, "replay")
     replay.set_defaults(func=cmd_replay)
     return parser

@@ -14,6 +14,7 @@ import os
 import pytest
 
 from face3d_nb.testing.assets import ASSETS, missing_assets
+from face3d_nb.testing.file_host import UpstreamMirror
 from face3d_nb.testing.media import clip_frames, face_picture, write_clip
 from face3d_nb.testing.synthetic_models import synthetic_store as _synthetic_store
 
@@ -79,6 +80,17 @@ def model_paths(model_store):
 def reconstructor(request):
     """The reconstructor of the test's tier: real when marked ``real_assets``, else synthetic."""
     return request.getfixturevalue("real_reconstructor" if _real(request) else "synthetic_reconstructor")
+
+
+@pytest.fixture
+def upstream(monkeypatch):
+    """Upstream's raw-file hosts played on loopback with the real files (:class:`UpstreamMirror`);
+    the model store's download URLs point at it."""
+    server = UpstreamMirror()
+    for name, value in server.environ().items():
+        monkeypatch.setenv(name, value)
+    yield server
+    server.close()
 
 
 @pytest.fixture

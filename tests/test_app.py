@@ -1,16 +1,16 @@
-"""FaceApp in the kernel, without a browser: the real engine and models behind the real widgets.
+"""FaceApp in the kernel, without a browser: the real engine and the test's models behind the real widgets.
 
-Frames arrive as the page sends them (the grabber's message handler, real JPEGs of the test video)
+Frames arrive as the page sends them (the grabber's message handler, JPEGs of a generated face)
 and the page's mesh acknowledgements are delivered as the page sends them (``version`` state
 updates); ``send`` of the grabber is stubbed to collect what would go back to the page. The model
-download is served by a real HTTP server on loopback with the real files from shared/assets.
+download is served by a real HTTP server on loopback with the real files from shared/assets (the
+``upstream`` fixture).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import cv2
 import numpy as np
@@ -18,8 +18,7 @@ import pytest
 
 from face3d_nb.apps.live_app import FaceApp
 from face3d_nb.live.config import EngineConfig
-from face3d_nb.models.store import ModelStore, load_manifest
-from face3d_nb.testing.assets import ASSETS
+from face3d_nb.models.store import ModelStore
 from face3d_nb.testing.media import face_picture
 from face3d_nb.testing.polling import wait_for
 
@@ -140,40 +139,6 @@ def test_close_stops_everything_and_is_idempotent(reconstructor, jpegs):
 
 
 # -- missing models ---------------------------------------------------------------------------------
-@pytest.fixture
-def upstream(monkeypatch):
-    """Upstream's raw-file host, played by a loopback server with the real files from shared/assets."""
-    manifest = load_manifest()
-    files = {}
-    for entry in manifest["files"].values():
-        local = next((ASSETS / p for p in entry["also"] if (ASSETS / p).is_file()), None)
-        if local is not None:
-            files[f"/{entry['source']}/{entry['path']}"] = local
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):
-            path = files.get(self.path)
-            if path is None:
-                self.send_error(404)
-                return
-            data = path.read_bytes()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    for source in manifest["sources"]:
-        monkeypatch.setenv(f"FACE3D_URL_{source.upper()}", f"http://127.0.0.1:{server.server_address[1]}/{source}/{{path}}")
-    yield
-    server.shutdown()
-    server.server_close()
-
-
 @pytest.mark.real_assets
 def test_missing_models_offer_a_download_that_starts_the_app(upstream, tmp_path):
     app = FaceApp(EngineConfig(arch="mb05"), store=ModelStore(tmp_path / "models"))

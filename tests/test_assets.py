@@ -1,15 +1,14 @@
 """Model download, resume, verification and import, against a real HTTP server on loopback.
 
-The server plays upstream's raw-file host with the real files from shared/assets; it can cut a
-transfer short, ignore Range requests or serve corrupted bytes, so every failure path is real.
+The server (the ``upstream`` fixture, :class:`~face3d_nb.testing.file_host.UpstreamMirror`) plays
+upstream's raw-file host with the real files from shared/assets; it can cut a transfer short, ignore
+Range requests or serve corrupted bytes, so every failure path is real.
 """
 
 import json
 import os
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -18,77 +17,6 @@ from face3d_nb.testing.assets import ASSETS
 from face3d_nb.testing.terminal import run_on_terminal
 
 pytestmark = pytest.mark.real_assets
-
-
-class Upstream:
-    """Serves manifest paths from shared/assets, with switchable misbehaviour."""
-
-    def __init__(self):
-        manifest = load_manifest()
-        self.files = {}
-        for entry in manifest["files"].values():
-            local = next((ASSETS / p for p in entry["also"] if (ASSETS / p).is_file()), None)
-            if local is not None:
-                commit = manifest["sources"][entry["source"]]["commit"]
-                self.files[f"/{entry['source']}/{commit}/{entry['path']}"] = local.read_bytes()
-        self.cut_after: int | None = None
-        self.ignore_range = False
-        self.corrupt = False
-        self.requests: list[tuple[str, str | None]] = []
-        upstream = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                upstream.requests.append((self.path, self.headers.get("Range")))
-                data = upstream.files.get(self.path)
-                if data is None:
-                    self.send_error(404)
-                    return
-                if upstream.corrupt:
-                    data = data[:-1] + bytes([data[-1] ^ 0xFF])
-                start = 0
-                rng = self.headers.get("Range")
-                if rng and not upstream.ignore_range:
-                    start = int(rng.removeprefix("bytes=").rstrip("-"))
-                    if start >= len(data):
-                        self.send_error(416)
-                        return
-                    self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                else:
-                    self.send_response(200)
-                body = data[start:]
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if upstream.cut_after is not None:
-                    self.wfile.write(body[: upstream.cut_after])
-                    self.wfile.flush()
-                    upstream.cut_after = None
-                    self.close_connection = True
-                    return
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        host, port = self.server.server_address
-        self.url = f"http://{host}:{port}"
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def upstream(monkeypatch):
-    server = Upstream()
-    monkeypatch.setenv("FACE3D_URL_3DDFA_V2", server.url + "/3ddfa_v2/{commit}/{path}")
-    monkeypatch.setenv("FACE3D_URL_3DDFA", server.url + "/3ddfa/{commit}/{path}")
-    yield server
-    server.close()
 
 
 KEYS = ["faceboxes", "param_mean_std", "tri", "indices", "mb05", "u_shp", "u_exp", "keypoints_sim"]

@@ -211,8 +211,11 @@ def test_material_uniforms_match_the_shaders(which, mean_model, full_model):
         half_frame = face_uniforms(model, params, roi, model.landmarks_3d(params, roi),
                                    ViewTransform(np.zeros(3, np.float32), 1e-3), half.texture)
         half_uniforms = half.uniforms(half_frame, appearance, seq=7)
-        assert "#define BASIS_SLOTS 13\n#define BASIS_BITS 16\n" in half.material(half_uniforms, False).vertexShader
+        half_material = half.material(half_uniforms, False)
+        assert "#define BASIS_SLOTS 13\n#define BASIS_BITS 16\n" in half_material.vertexShader
         assert half_uniforms["basis"]["value"].type == "HalfFloatType"
+        # A material left open would name the closed texture in every later widget state request.
+        half_material.close()
         half.close()
     assert declared == set(names) - {"seq"}
     assert sent["seq"]["value"] == 7.0 and sent["pose"]["type"] == "m3" and sent["diffuse"]["type"] == "c"

@@ -1,4 +1,4 @@
-"""Quantised models (core/quantize.py) and the detector's input size (``detect_size``).
+"""Quantised models (face3d_nb/testing/quantize.py) and the detector's input size (``detect_size``).
 
 Unit tests build the INT8 graphs from the synthetic models and check their wiring; the
 ``real_assets`` tests check, on the shared images and video, that a smaller detector input keeps

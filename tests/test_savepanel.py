@@ -6,7 +6,6 @@ tested in tests/browser).
 """
 
 import io
-import time
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ import pythreejs as three
 from face3d_nb.live.events import FrameResult, TrackedFace
 from face3d_nb.live.recording import read_recording
 from face3d_nb.testing.media import face_picture
+from face3d_nb.testing.polling import wait_for
 from face3d_nb.widgets.save_panel import SavePanel, result_mesh_file
 
 trimesh = pytest.importorskip("trimesh")
@@ -53,13 +53,6 @@ def test_mesh_files_load_in_trimesh_with_the_right_counts_and_colours(reconstruc
     assert np.abs(got.astype(int) - want).max() <= 1  # OBJ stores colours as 0..1 with 3 decimals
 
 
-def _wait(condition, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 def test_panel_delivers_meshes_and_a_recording(reconstructor, photo):
     renderer = three.Renderer(scene=three.Scene(), camera=three.PerspectiveCamera())
     latest = [None]
@@ -75,11 +68,11 @@ def test_panel_delivers_meshes_and_a_recording(reconstructor, photo):
     panel.downloader.send = lambda content, buffers=None: sent.append((content, [bytes(b) for b in buffers or []]))
     try:
         panel.buttons["obj"].click()  # made on a thread of its own, off the kernel's main thread
-        _wait(lambda: panel.downloader.message == "no face to save yet")
+        wait_for(lambda: panel.downloader.message == "no face to save yet", 30)
         assert sent == []
         latest[0] = _result(reconstructor, photo, "low")
         panel.buttons["ply"].click()
-        _wait(lambda: sent)
+        wait_for(lambda: sent, 30)
         (content, (data,)), = sent
         assert content["name"].endswith(".ply") and content["mime"] == "application/ply"
         assert data == result_mesh_file(latest[0], reconstructor.levels.detail("low").triangles, "ply")

@@ -25,6 +25,8 @@ from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelMana
 from tornado import web
 from traitlets import Integer
 
+from .serve import MAX_KERNELS
+
 __all__ = ["AppBusyError", "CappedKernelManager", "busy_message"]
 
 
@@ -45,7 +47,7 @@ class CappedKernelManager(AsyncMappingKernelManager):
     """Voila's kernel manager with at most ``max_kernels`` kernels running or starting at once, and
     no message buffering for kernels that are shutting down."""
 
-    max_kernels = Integer(4, min=1, config=True, help="Kernels (app pages) served at once; the next one gets HTTP 503.")
+    max_kernels = Integer(MAX_KERNELS, min=1, config=True, help="Kernels (app pages) served at once; the next one gets HTTP 503.")
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)

@@ -104,8 +104,7 @@ class FaceApp(widgets.VBox):
         take_over(self)
         if self.settings.verbose:
             verbose_logging()
-        self.config = self.settings.engine.replace(max_encoded_bytes=_MAX_FRAME_BYTES,
-                                                          max_pixels=_MAX_FRAME_PIXELS)
+        self.config = self.settings.engine.replace(max_encoded_bytes=_MAX_FRAME_BYTES, max_pixels=_MAX_FRAME_PIXELS)
         self.store = store or ModelStore()
         self.camera_width = camera_width
         self.engine: Engine | None = None

@@ -15,7 +15,7 @@ from typing import Protocol
 
 import ipywidgets as widgets
 
-__all__ = ["widget_tree", "release", "take_over"]
+__all__ = ["release", "take_over", "widget_tree"]
 
 log = logging.getLogger(__name__)
 

@@ -61,11 +61,13 @@ def continues(box: np.ndarray, target: np.ndarray, threshold: float, centred: bo
     overlap of at least ``threshold`` or, when ``centred``, a box that holds the target's centre and
     is neither more than :data:`SIZE_RATIO` times larger nor smaller (a face's detector box and its
     landmark box differ in shape, the more so in profile)."""
-    if iou(box[:4], target) >= threshold:
-        return True
+    return iou(box[:4], target) >= threshold or (centred and _holds_centre(box, target))
+
+
+def _holds_centre(box: np.ndarray, target: np.ndarray) -> bool:
     cx, cy = (target[:2] + target[2:4]) / 2
     ratio = side(box[:4]) / max(side(target), 1e-6)
-    return centred and box[0] <= cx <= box[2] and box[1] <= cy <= box[3] and 1 / SIZE_RATIO <= ratio <= SIZE_RATIO
+    return box[0] <= cx <= box[2] and box[1] <= cy <= box[3] and 1 / SIZE_RATIO <= ratio <= SIZE_RATIO
 
 
 def greedy_match(boxes: np.ndarray, targets: Sequence[np.ndarray], threshold: float, taken: set[int],
@@ -75,10 +77,14 @@ def greedy_match(boxes: np.ndarray, targets: Sequence[np.ndarray], threshold: fl
     with the ``targets`` boxes (4,), leaving out the detections in ``taken``."""
     scores = []
     for d in range(len(boxes)):
+        if d in taken:
+            continue
         for k, target in enumerate(targets):
-            if d not in taken and continues(boxes[d], target, threshold, centred):
+            # continues() inlined, so that each pair's overlap is computed once.
+            overlap = iou(boxes[d, :4], target)
+            if overlap >= threshold or (centred and _holds_centre(boxes[d], target)):
                 distance = np.hypot(*((target[:2] + target[2:4]) / 2 - (boxes[d, :2] + boxes[d, 2:4]) / 2))
-                scores.append((iou(boxes[d, :4], target), -float(distance), d, k))
+                scores.append((overlap, -float(distance), d, k))
     pairs, used_d, used_k = [], set(), set()
     for _, _, d, k in sorted(scores, reverse=True):
         if d not in used_d and k not in used_k:

@@ -63,8 +63,8 @@ class Engine:
 
     ``config`` an :class:`~face3d_nb.live.config.EngineConfig` (see it for every setting);
     ``reconstructor`` a loaded :class:`~face3d_nb.core.pipeline.Reconstructor` to use (and leave open)
-    instead of building one from ``config.arch``, ``threads`` and ``provider`` at :meth:`start`
-    (and releasing it at :meth:`stop`); ``clock`` the time source, seconds.
+    instead of building one from ``config.arch``, ``threads``, ``provider`` and ``detect_size`` at
+    :meth:`start` (and releasing it at :meth:`stop`); ``clock`` the time source, seconds.
 
     Frames submitted before :meth:`start`, while paused or after :meth:`stop` are dropped.
     The frame arrays passed to :meth:`submit` must not be modified afterwards (they are not copied).
@@ -177,8 +177,9 @@ class Engine:
     def update_config(self, **overrides) -> EngineConfig:
         """Change settings from any thread; they apply from the next frame the worker takes.
 
-        ``arch``, ``threads`` and ``provider`` choose the models, so they can only change while
-        the engine is stopped (``ValueError`` otherwise). Returns the new config.
+        The :data:`~face3d_nb.live.config.RESTART_KEYS` (``arch``, ``threads``, ``provider``,
+        ``detect_size``) build the models, so they can only change while the engine is stopped
+        (``ValueError`` otherwise). Returns the new config.
         """
         with self._cond:
             new = self._config.replace(**overrides)

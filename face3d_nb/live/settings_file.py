@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from .config import EngineConfig, closest, read_mapping
@@ -54,7 +54,7 @@ SEED_MEANINGLESS = {
               "says where the app is served",
 }
 SECTIONS = frozenset(key.split(".")[0] for key in (*SEED_KEYS, *SEED_MEANINGLESS))
-_ENGINE_KEYS = tuple(f.name for f in EngineConfig.__dataclass_fields__.values())
+_ENGINE_KEYS = tuple(f.name for f in fields(EngineConfig))
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
 
 
@@ -144,8 +144,8 @@ def _flatten(values: dict) -> tuple[dict, list[str]]:
 
 
 def _input_size(value) -> int:
-    if isinstance(value, str) and _SIZE.match(value):
-        size = max(int(n) for n in _SIZE.match(value).groups())
+    if isinstance(value, str) and (match := _SIZE.match(value)):
+        size = max(int(n) for n in match.groups())
     elif isinstance(value, int) and not isinstance(value, bool):
         size = value
     else:

@@ -210,9 +210,7 @@ def load_legacy_pth(path: str | Path) -> dict[str, np.ndarray]:
     A top-level ``state_dict`` entry is unwrapped and the ``module.`` prefix left by
     ``DataParallel`` is removed, as upstream's loaders do.
     """
-    with open(path, "rb") as f:
-        data = f.read()
-    stream = io.BytesIO(data)
+    stream = io.BytesIO(Path(path).read_bytes())
 
     def header(expected: Any, what: str) -> None:
         value = _load_checked(_RestrictedUnpickler(stream), path)

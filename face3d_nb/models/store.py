@@ -1,6 +1,6 @@
 """Model files: where they live, how they are fetched, verified, imported and converted.
 
-Every upstream file is pinned in ``models/manifest.json`` by source commit, path and git blob
+Every upstream file is pinned in ``models/manifest.json`` by source commit, path, size and git blob
 SHA-1. Downloads go to ``<home>/upstream/<path>`` (``home`` is ``$FACE3D_HOME`` or the per-user
 cache dir) through a ``.part`` file that is resumed when possible, verified, then renamed into
 place, so a file that exists under its final name was a verified one; how downloads are made safe
@@ -134,7 +134,8 @@ class ModelStore:
     # -- getting files --------------------------------------------------------------------
     def fetch(self, keys: Iterable[str], progress: Progress | None = None,
               cancel: threading.Event | None = None) -> list[str]:
-        """Download, verify and install ``keys`` that are not installed yet; returns what was new.
+        """Download, verify and install ``keys`` that are not installed yet (or, in a cache others can
+        write, no longer match their pin); returns what was new.
 
         A file another process is fetching is waited for, then not fetched again. ``cancel`` stops
         the download at its next chunk (:class:`~.download.DownloadCancelled`; the ``.part`` is kept
@@ -239,12 +240,15 @@ class ModelStore:
         """The checkpoint of graph ``key`` and, for a regressor, its parameter statistics."""
         return self.raw_path(key), None if key == "faceboxes" else self.raw_path("param_mean_std")
 
-    def _graph_ok(self, key: str) -> bool:
-        """Built, and either in a place only this user can write or still what its sources build."""
+    def _graph_matches(self, key: str) -> bool:
         from .graphs import graph_matches  # noqa: PLC0415 - onnx is only needed when checking graphs
 
+        return graph_matches(self.onnx_path(key), *self._sources(key))
+
+    def _graph_ok(self, key: str) -> bool:
+        """Built, and either in a place only this user can write or still what its sources build."""
         target = self.onnx_path(key)
-        return target.is_file() and (exposure(target) is None or graph_matches(target, *self._sources(key)))
+        return target.is_file() and (exposure(target) is None or self._graph_matches(key))
 
     def _refuse_replaced(self, keys: Iterable[str], graphs: Iterable[str] = ()) -> None:
         """Raise :class:`ModelsMissingError` for the first of these files that others could have
@@ -258,7 +262,7 @@ class ModelStore:
                                          f"{self.files[key]['sha1']}) and {why}: refusing to load it. {fix}")
         for key in graphs:
             path = self.onnx_path(key)
-            if (why := exposure(path)) and not self._graph_ok(key):
+            if (why := exposure(path)) and not self._graph_matches(key):
                 raise ModelsMissingError(f"{path} is not the graph face3d_nb builds from {self.raw_path(key)} "
                                          f"and {why}: refusing to load it. {fix}")
 

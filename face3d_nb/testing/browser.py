@@ -6,7 +6,8 @@
   group) on exit.
 - :class:`NotebookServer` runs Voila on a notebook of the caller's (:func:`write_notebook` makes one).
 - :class:`KernelProbe` connects a second client to the kernel a page started (by its connection
-  file) and evaluates expressions there: the kernel's view of the widgets, for assertions.
+  file; :func:`probe_for` finds it) and evaluates expressions there: the kernel's view of the
+  widgets, for assertions.
 - :func:`launch_chromium` starts Debian's Chromium through Playwright with software WebGL.
 """
 
@@ -27,6 +28,7 @@ from pathlib import Path
 import cv2
 
 from .assets import ROOT
+from .polling import wait_until
 
 CHROMIUM = Path(os.environ.get("FACE3D_CHROMIUM", "/usr/bin/chromium"))
 
@@ -74,18 +76,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_until(condition, timeout: float, interval: float = 0.25, message: str = "condition"):
-    """Poll ``condition()`` until it returns a truthy value (returned) or ``timeout`` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {message}")
-        time.sleep(interval)
 
 
 class Server:
@@ -256,6 +246,14 @@ class KernelProbe:
         self.client.stop_channels()
 
 
+def probe_for(server: Server, known: set | frozenset = frozenset(), timeout: float = 120.0) -> KernelProbe:
+    """A client on the newest kernel ``server`` started that is not in ``known`` (its connection files
+    taken before the page was opened)."""
+    path = wait_until(lambda: [p for p in server.connection_files() if p not in known], timeout,
+                      message=f"a kernel connection file from {server.kind}")[-1]
+    return KernelProbe(path)
+
+
 BROWSER_ARGS = [
     "--no-sandbox",
     "--use-gl=angle",
@@ -272,17 +270,18 @@ BROWSER_ARGS = [
 ]
 
 
-def launch_chromium(playwright, y4m: Path | None, allow_camera: bool = True, cameras: int = 1):
-    """Headless Debian Chromium whose camera plays ``y4m``; ``allow_camera`` False denies it.
+def launch_chromium(playwright, y4m: Path | None = None, allow_camera: bool = True, cameras: int = 1):
+    """Headless Debian Chromium whose camera plays ``y4m`` (None: Chromium's generated test
+    pattern); ``allow_camera`` False denies it.
 
-    ``cameras`` > 1 offers that many cameras instead, each showing Chromium's generated test
-    pattern: a camera playing a file is always the only one.
+    ``cameras`` > 1 offers that many cameras instead, each showing the test pattern: a camera
+    playing a file is always the only one.
     """
     if cameras > 1:
         fake = "--use-fake-device-for-media-stream"
         args = [*(a for a in BROWSER_ARGS if a != fake), f"{fake}=device-count={cameras}"]
     else:
-        args = [*BROWSER_ARGS, f"--use-file-for-fake-video-capture={y4m}"]
+        args = [*BROWSER_ARGS, *([f"--use-file-for-fake-video-capture={y4m}"] if y4m is not None else [])]
     if allow_camera:
         args.append("--use-fake-ui-for-media-stream")
     else:

@@ -46,7 +46,8 @@ import numpy as np
 from ..core.morphable import MorphableModel, image_affine, split_params
 from .view_transform import ViewTransform, landmark_frame_shift
 
-__all__ = ["BASIS_ENCODINGS", "TEXTURE_WIDTH", "BasisTexture", "FaceUniforms", "emulate", "face_affine", "face_uniforms", "pack_basis"]
+__all__ = ["BASIS_ENCODINGS", "TEXTURE_WIDTH", "BasisTexture", "FaceUniforms", "emulate", "face_affine",
+           "face_uniforms", "pack_basis"]
 
 TEXTURE_WIDTH = 2048
 _MAX_ROWS = 2048
@@ -158,7 +159,7 @@ def face_uniforms(model: MorphableModel, params: np.ndarray, roi_box, landmarks:
                   transform: ViewTransform, texture: BasisTexture | None) -> FaceUniforms:
     """The uniforms that make the shader draw the face of ``params`` / ``roi_box`` / ``landmarks``
     as the position transport draws ``transform.apply`` of its mesh in the landmark frame.
-    ``model`` is the level's model the ``texture`` was packed from (None for a model without basis)."""
+    ``model`` is the level's model the ``texture`` was packed from (``texture`` None: a model without basis)."""
     params = np.asarray(params, np.float32).reshape(-1)
     if not np.isfinite(params).all():
         raise ValueError("params must be finite")

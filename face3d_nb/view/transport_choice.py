@@ -95,8 +95,8 @@ def choose_transport(requested: str, gpu_decode: str, round_trips: RoundTrips, p
     if rate is None:
         return current, ""
     if rate < SLOW_RATE:
-        return "coefficients", (f"Mesh updates reach this page slowly ({round_trips.summary()}; a distant kernel, a slow "
-                                f"link or a busy browser): sending coefficients, which the page decodes.")
+        return "coefficients", (f"Mesh updates reach this page slowly ({round_trips.summary()}; a distant kernel, "
+                                f"a slow link or a busy browser): sending coefficients, which the page decodes.")
     if rate > FAST_RATE:
         return "positions", ""
     return current, ""

@@ -11,3 +11,5 @@ from pathlib import Path
 
 #: The widgets' front-end files (JavaScript modules, CSS, shaders), shipped inside the package.
 STATIC = Path(__file__).parent / "static"
+#: Longest string a page may set on a widget, characters: a reason or a line for people, never a document.
+MAX_TEXT = 1000

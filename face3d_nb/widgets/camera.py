@@ -29,8 +29,8 @@ Frames are untrusted input: a message with a wrong shape, no or several buffers,
 acknowledged). So are the page's clock and the traits it sets: ``captured_at`` goes to the
 callbacks mapped onto the kernel's ``clock`` by a :class:`~face3d_nb.live.capture_clock.CaptureClock`
 (monotonic, never in the future, at most 5 s old), and every trait the page sets is bounded
-(``status`` one of its values, strings and the camera list of limited length). Decoded dimensions are capped by the engine (``EngineConfig.max_pixels``), which
-decodes in its worker thread.
+(``status`` one of its values, strings and the camera list of limited length). Decoded dimensions
+are capped by the engine (``EngineConfig.max_pixels``), which decodes in its worker thread.
 
 The grabber's view shows the frames it sends as the camera preview (at most ``preview_fps``), so
 the page need not also play the camera in a ``<video>``, which would redraw the whole page at the
@@ -62,7 +62,7 @@ from ipywebrtc import CameraStream
 from ipywidgets import CallbackDispatcher, widget_serialization
 
 from ..live.capture_clock import CaptureClock
-from . import STATIC
+from . import MAX_TEXT, STATIC
 
 __all__ = ["INPUT_SIZES", "STATUSES", "FrameCallback", "FrameGrabber", "camera_constraints"]
 
@@ -76,7 +76,7 @@ _JPEG_SIGNATURE = b"\xff\xd8\xff"
 #: What the page says the camera is doing (``status``).
 STATUSES = ("idle", "starting", "streaming", "paused", "hidden", "denied", "no-camera", "ended", "error")
 # Bounds on what the page sets: far above any real value, far below trouble.
-_MAX_TEXT, _MAX_CAMERAS, _MAX_IN_FLIGHT, _MAX_FPS = 1000, 32, 16, 240.0
+_MAX_CAMERAS, _MAX_IN_FLIGHT, _MAX_FPS = 32, 16, 240.0
 # How long the page streaming now must be silent before another page's frames are taken.
 _HANDOVER_S = 1.0
 _MAX_PAGE_ID = 64
@@ -136,7 +136,7 @@ class FrameGrabber(anywidget.AnyWidget):
     - ``ignored`` (0): frames dropped because another page was streaming.
     """
 
-    _esm = (STATIC / "frame_sources.js").read_text() + (STATIC / "grabber.js").read_text()
+    _esm = "".join((STATIC / name).read_text(encoding="utf-8") for name in ("frame_sources.js", "grabber.js"))
     _css = STATIC / "grabber.css"
 
     camera = traitlets.Instance(CameraStream, allow_none=True).tag(sync=True, **widget_serialization)
@@ -192,15 +192,15 @@ class FrameGrabber(anywidget.AnyWidget):
 
     @traitlets.validate("message", "device_id")
     def _check_text(self, proposal):
-        if len(proposal["value"]) > _MAX_TEXT:
-            raise traitlets.TraitError(f"{proposal['trait'].name} is longer than {_MAX_TEXT} characters")
+        if len(proposal["value"]) > MAX_TEXT:
+            raise traitlets.TraitError(f"{proposal['trait'].name} is longer than {MAX_TEXT} characters")
         return proposal["value"]
 
     @traitlets.validate("cameras")
     def _check_cameras(self, proposal):
         cameras = proposal["value"]
         if len(cameras) > _MAX_CAMERAS or not all(
-                set(c) == {"id", "label"} and all(isinstance(v, str) and len(v) <= _MAX_TEXT for v in c.values())
+                set(c) == {"id", "label"} and all(isinstance(v, str) and len(v) <= MAX_TEXT for v in c.values())
                 for c in cameras):
             raise traitlets.TraitError(f"cameras must be at most {_MAX_CAMERAS} {{'id': str, 'label': str}}")
         return cameras

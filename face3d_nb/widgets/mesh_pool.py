@@ -120,11 +120,14 @@ class MeshPool:
     def applied(self, seq: float) -> None:
         """The page has applied update ``seq``: it, and any older one of its face mesh, has landed."""
         with self._lock:
-            mesh = next((m for m in self.meshes if any(f.seq == seq for f in m.flights)), None)
-            if mesh is None:
+            for mesh in self.meshes:
+                landed = mesh.landed(seq)
+                if landed:
+                    break
+            else:
                 return
             now, monotonic = time.time(), time.monotonic()
-            for flight in mesh.landed(seq):
+            for flight in landed:
                 self._applied += 1
                 self._rate.tick(monotonic)
                 self._flight.append((monotonic - flight.sent_at) * 1000)

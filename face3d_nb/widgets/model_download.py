@@ -106,6 +106,6 @@ class ModelDownload(widgets.VBox):
 
     def close(self) -> None:
         self._cancel.set()
-        for widget in (self.notice, self.bfm, self.button, self.progress, self.status, *self.children):
+        for widget in (self.button, self.progress, *self.children):
             widget.close()
         super().close()

@@ -47,7 +47,7 @@ Every page showing the widgets answers, so with several pages open the first ans
 
 What the page sends is untrusted: messages of unknown shape are ignored, ``renderer`` is cut to 200
 characters and the strings the page can set (``gpu_decode``, ``note``, ``message``) are refused
-beyond :data:`MAX_TEXT` characters.
+beyond :data:`~face3d_nb.widgets.MAX_TEXT` characters.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ import traitlets
 from ipywidgets import CallbackDispatcher, widget_serialization
 
 from ..view.transport_choice import RoundTrips
-from . import STATIC
+from . import MAX_TEXT, STATIC
 
 __all__ = ["ACK_TIMEOUT", "FIRST_PINGS", "MAX_TEXT", "PageLink"]
 
@@ -76,8 +76,6 @@ log = logging.getLogger(__name__)
 ACK_TIMEOUT = 5.0
 #: A first measurement: three small pings for the round trip, one of 256 KB for the throughput.
 FIRST_PINGS = (0, 0, 0, 262_144)
-#: Longest string trait, characters: a reason or a line for people, never a document.
-MAX_TEXT = 1000
 # WebGL renderer names of the CPU rasterisers browsers fall back to without a usable GPU.
 _SOFTWARE = re.compile(r"swiftshader|llvmpipe|softpipe|software|basic render", re.IGNORECASE)
 

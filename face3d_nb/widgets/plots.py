@@ -166,6 +166,10 @@ class PosePlot(anywidget.AnyWidget):
         # Under the lock. The page trims by its newest sample too: it starts over from what is kept.
         while self._history and self._history[-1][0] > t:
             self._history.pop()
+        self._resend()
+
+    def _resend(self) -> None:
+        # Under the lock: the page forgets its samples and gets those kept here, the batch's among them.
         self._batch = []
         self.send({"type": "clear"})
         if self._history:
@@ -190,10 +194,7 @@ class PosePlot(anywidget.AnyWidget):
         kind = content.get("type") if isinstance(content, dict) else None
         if kind == "hello":
             with self._lock:
-                self._batch = []
-                self.send({"type": "clear"})
-                if self._history:
-                    self._send_batch(list(self._history))
+                self._resend()
             return
         if kind != "cost":
             log.debug("ignored a message from the page: %r", content)

@@ -62,8 +62,8 @@ class FaceMesh:
         self.seq = 0.0
 
     def landed(self, seq: float) -> list[Flight]:
-        """The flights an acknowledgement of ``seq`` ends: that one and every older one (the page
-        applies updates in order); empty when none has that seq."""
+        """The flights an acknowledgement of ``seq`` ends, taken out of ``flights``: that one and every
+        older one (the page applies updates in order); empty when none has that seq."""
         if all(f.seq != seq for f in self.flights):
             return []
         done = []

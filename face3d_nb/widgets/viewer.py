@@ -60,8 +60,9 @@ class FaceViewer(traitlets.HasTraits):
 
     - ``transport`` ("auto"): how meshes reach the page. ``"positions"``: the kernel decodes each
       mesh and sends its vertices (460 KB per update at full detail). ``"coefficients"``: the page's
-      GPU decodes it from the pose and coefficients (1.4 KB per update, plus the model once: 12 MB
-      at full detail with a basis). ``"auto"``: positions while the measured link sustains them
+      GPU decodes it from the pose and coefficients (1.4 KB per update, plus the model once: 10.7 MB
+      at full detail with a basis, 13.5 MB for a page that draws without a GPU). ``"auto"``:
+      positions while the measured link sustains them
       (:data:`~face3d_nb.view.transport_choice.FAST_RATE` updates/s), coefficients when it cannot
       (:data:`~face3d_nb.view.transport_choice.SLOW_RATE`), as on a slow or distant link.
     - ``active_transport`` ("positions", read-only): the transport in use. A page that cannot decode

@@ -12,16 +12,9 @@ import time
 import pytest
 from pages import PAGE_TIMEOUT_MS, VIEWPORT, local_only, requires_browser, screenshot, wait_for_stat
 
-from face3d_nb.testing.browser import KernelProbe, Server, launch_chromium, wait_until
+from face3d_nb.testing.browser import KernelProbe, Server, launch_chromium, probe_for, wait_until
 
 pytestmark = [pytest.mark.real_assets, requires_browser]
-
-
-def probe_for(server: Server, known: set | frozenset = frozenset()) -> KernelProbe:
-    """A client on the newest kernel the server started that is not in ``known``."""
-    path = wait_until(lambda: [p for p in server.connection_files() if p not in known], 120,
-                      message=f"a kernel connection file from {server.kind}")[-1]
-    return KernelProbe(path)
 
 
 def wait_kernel(probe: KernelProbe, expression: str, timeout: float = 120.0, message: str | None = None):

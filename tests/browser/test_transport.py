@@ -23,11 +23,10 @@ from pages import SHOTS, shared_playwright
 
 from face3d_nb.testing.assets import REFERENCE
 from face3d_nb.testing.browser import (
-    BROWSER_ARGS,
-    CHROMIUM,
-    KernelProbe,
     NotebookServer,
     chromium_missing,
+    launch_chromium,
+    probe_for,
     wait_until,
     write_notebook,
 )
@@ -115,7 +114,7 @@ def server(tmp_path_factory, real_store):
 
 @pytest.fixture(scope="module")
 def browser(server):
-    browser = shared_playwright().chromium.launch(executable_path=str(CHROMIUM), headless=True, args=BROWSER_ARGS)
+    browser = launch_chromium(shared_playwright())
     yield browser
     browser.close()
 
@@ -131,8 +130,7 @@ def open_page(browser, server, init_script: str | None = None):
     page.goto(server.url, timeout=120_000)
     for key in VIEWS:
         page.wait_for_selector(f".view-{key} canvas", timeout=120_000)
-    connection = wait_until(lambda: [p for p in server.connection_files() if p not in known], 60, message="kernel")
-    return page, KernelProbe(connection[-1])
+    return page, probe_for(server, known, 60)
 
 
 def screenshot(page, key: str) -> np.ndarray:

@@ -2,10 +2,10 @@
 // acknowledgement paced. The protocol is described in face3d_nb/widgets/camera.py's module docstring.
 // camera.py joins frame_sources.js (part 1: TrackFrames, VideoFrames) and this file into one module.
 //
-// One Grabber per model, made in initialize, owns the camera and the capture loop; a view (render)
-// only shows the preview, the status, where frames come from and the camera picker. anywidget gives initialize and each render a model proxy
-// of their own, so a map keyed by the model would not find the Grabber from render: the default
-// export is a factory, called once per model, whose closure holds that model's Grabber.
+// One Grabber per model, made in initialize, owns the camera and the capture loop; a view (render) only shows
+// the preview, the status, where frames come from and the camera picker. anywidget gives initialize and each
+// render a model proxy of their own, so a map keyed by the model would not find the Grabber from render: the
+// default export is a factory, called once per model, whose closure holds that model's Grabber.
 
 const ACK_TIMEOUT_MS = 5000; // an unacknowledged frame counts as lost after this long (kernel restarted)
 const HANDOVER_MS = 1000; // camera.py's _HANDOVER_S
@@ -52,7 +52,7 @@ class Grabber {
     this.idleUntil = 0;
     this.lastPreview = -Infinity;
     this.busy = false;
-    this.source = null;
+    this.frames = null; // the frame source, a TrackFrames or VideoFrames (the trait "source" says where from)
     this.stream = null; // the stream the page opened itself (direct), stopped when replaced
     this.starting = null;
     this.generation = 0; // bumped when the camera is reopened: a start still under way is stale
@@ -83,9 +83,9 @@ class Grabber {
 
   // Stop reading frames; a stream the page opened itself is stopped too (a CameraStream's belongs to it).
   close() {
-    if (this.source) this.source.stop();
+    if (this.frames) this.frames.stop();
     if (this.stream) for (const track of this.stream.getTracks()) track.stop();
-    this.source = null;
+    this.frames = null;
     this.stream = null;
   }
 
@@ -170,10 +170,10 @@ class Grabber {
     this.listCameras();
     try {
       if (typeof MediaStreamTrackProcessor === "function") {
-        this.source = new TrackFrames(track, () => this.pump());
+        this.frames = new TrackFrames(track, () => this.pump());
       } else {
-        this.source = new VideoFrames(stream, () => this.pump());
-        await this.source.ready;
+        this.frames = new VideoFrames(stream, () => this.pump());
+        await this.frames.ready;
       }
     } catch (error) {
       this.setStatus("error", explain(error));
@@ -198,7 +198,7 @@ class Grabber {
   }
 
   update() {
-    if (!this.source) {
+    if (!this.frames) {
       if (this.views.size > 0 && !this.starting) this.starting = this.start();
       return;
     }
@@ -219,7 +219,7 @@ class Grabber {
   }
 
   pump() {
-    if (!this.source || !this.running || this.busy) return;
+    if (!this.frames || !this.running || this.busy) return;
     const now = performance.now();
     for (const [seq, sent] of this.inFlight) if (now - sent > ACK_TIMEOUT_MS) this.inFlight.delete(seq);
     if (this.inFlight.size >= Math.max(1, this.model.get("max_in_flight"))) return;
@@ -230,7 +230,7 @@ class Grabber {
       this.timer = setTimeout(() => this.pump(), wait);
       return;
     }
-    const frame = this.source.take();
+    const frame = this.frames.take();
     if (!frame) return;
     this.busy = true;
     this.grab(frame)
@@ -261,8 +261,8 @@ class Grabber {
     }
     const buffer = await blob.arrayBuffer();
     const seq = ++this.seq;
-    this.inFlight.set(seq, performance.now());
     this.lastSent = performance.now();
+    this.inFlight.set(seq, this.lastSent);
     this.model.send({ type: "frame", page: this.page, seq, captured_at: frame.at, width, height }, undefined, [buffer]);
   }
 
