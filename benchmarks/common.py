@@ -43,8 +43,14 @@ def kernel_processes(server) -> list:
     """The kernels a :class:`face3d_nb.testing.browser.Server` runs (its ipykernel descendants)."""
     import psutil  # noqa: PLC0415  (a test extra: only the server benchmarks need it)
 
-    return [p for p in psutil.Process(server.process.pid).children(recursive=True)
-            if "ipykernel" in " ".join(p.cmdline())]
+    found = []
+    for process in psutil.Process(server.process.pid).children(recursive=True):
+        try:
+            if "ipykernel" in " ".join(process.cmdline()):
+                found.append(process)
+        except psutil.NoSuchProcess:  # a kernel that has just exited (zombies included) is not running
+            pass
+    return found
 
 
 def video_frames(path: Path = VIDEO) -> list[np.ndarray]:
