@@ -1,6 +1,7 @@
 """The live app in Voila with a fake camera, against a baseline camera loop built on ipywebrtc's ImageRecorder.
 
     python benchmarks/bench_app.py [--seconds 30] [--warmup 8] [--detail LEVEL] [--baseline DIR]
+    python benchmarks/bench_app.py --views [--seconds 15] [--warmup 5] [--detail medium]
 
 Both cases run in this one invocation, one after the other, each in its own Voila server (echo off)
 and headless Chromium (Debian's, software WebGL) whose fake camera plays the test video:
@@ -25,6 +26,14 @@ kernel memory flat.
 app of that source tree instead of with ImageRecorder: the same measurement on each, the baseline's
 Voila and kernel importing face3d_nb from ``DIR``, this tree's case first; then before/now of mesh
 updates/s and of capture-to-applied p50 (issue 14: at least as good as before).
+
+``--views`` runs the app once per view of the 3D viewer (issue 15) and mesh transport, each with a
+settings file (the view, over the frame or not, the transport, ``--detail``, default medium), and
+prints per case mesh updates/s, capture-to-applied p50 and the bytes of one mesh update (the
+positions array, or the uniforms as JSON without the shared basis, plus the frame when the kernel
+sends it). Two more cases measure the other way to get the frame to the page: the kernel sends
+each processed frame as a JPEG instead of the page keeping its camera frames. Target: every view
+>= 10 mesh updates/s.
 """
 
 from __future__ import annotations
@@ -42,7 +51,15 @@ import nbformat
 from common import VIDEO, model_home
 
 from face3d_nb.apps.serve import voila_argv
-from face3d_nb.testing.browser import KernelProbe, Server, chromium_missing, launch_chromium, wait_until, write_y4m
+from face3d_nb.testing.browser import (
+    APP_RUNNING,
+    KernelProbe,
+    Server,
+    chromium_missing,
+    launch_chromium,
+    wait_until,
+    write_y4m,
+)
 
 log = logging.getLogger("bench_app")
 
@@ -97,6 +114,31 @@ NAMES = {
 }
 NAMES["app before"] = NAMES["app"]
 
+# Runs in the app's kernel in a --views case: the bytes of one mesh update, and of the frames the
+# kernel sends (when the page is made to lack its own).
+UPDATE_BYTES = """
+import json
+frame_bytes = [0, 0]
+def _counted(send, name, jpeg):
+    frame_bytes[0] += len(jpeg)
+    frame_bytes[1] += 1
+    send(name, jpeg)
+app.viewer.link.send_frame = __import__('functools').partial(_counted, app.viewer.link.send_frame)
+def update_bytes():
+    mesh = app.viewer._pool.meshes[0]
+    if app.viewer.active_transport == "positions":
+        size = mesh.last.nbytes
+    else:
+        size = len(json.dumps({k: v for k, v in mesh.material.get_state()["uniforms"].items() if k != "basis"}))
+    return size + (frame_bytes[0] / frame_bytes[1] if frame_bytes[1] else 0)
+"""
+KERNEL_FRAMES = "app.grabber.frame_name = lambda seq: ''"
+# (name, view, over the frame, the kernel sends the frames) of each --views case.
+LOOKS = [("3D shaded", "shaded", False, False), ("overlay", "shaded", True, False),
+         ("texture 3D", "texture", False, False), ("texture over", "texture", True, False),
+         ("depth over", "depth", True, False), ("PNCC over", "pncc", True, False),
+         ("points over", "points", True, False), ("texture, kernel frames", "texture", True, True)]
+
 
 class BaselineServer(Server):
     """Plain Voila on the baseline notebook, with the settings `face3d-nb app` uses."""
@@ -114,7 +156,8 @@ def snapshot(probe: KernelProbe, case: str) -> dict:
     return {"t": time.monotonic(), **json.loads(probe.eval(FIGURES.format(**NAMES[case])))}
 
 
-def run_case(case: str, server: Server, playwright, camera: Path, seconds: float, warmup: float) -> dict:
+def run_case(case: str, server: Server, playwright, camera: Path, seconds: float, warmup: float,
+             setup: str = "") -> dict:
     browser = launch_chromium(playwright, camera)
     try:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -128,6 +171,9 @@ def run_case(case: str, server: Server, playwright, camera: Path, seconds: float
                 wait_until(lambda: probe.eval("recorder.comm is not None"), 60)
                 time.sleep(2)
                 probe.run("request()")
+            if setup:
+                wait_until(lambda: probe.eval(APP_RUNNING), 240, 0.5, "the app")
+                probe.run(setup)
             rss_start = snapshot(probe, case)["rss"]
             wait_until(lambda: snapshot(probe, case)["mesh"]["applied"] > 0, 240, 1.0, f"{case}: first mesh update")
             time.sleep(warmup)
@@ -135,6 +181,7 @@ def run_case(case: str, server: Server, playwright, camera: Path, seconds: float
             time.sleep(seconds)
             end = snapshot(probe, case)
             detail = probe.eval(f"{NAMES[case]['engine']}.config.detail")
+            update_bytes = probe.eval("update_bytes()") if setup else None
         finally:
             probe.close()
     finally:
@@ -149,7 +196,35 @@ def run_case(case: str, server: Server, playwright, camera: Path, seconds: float
         "rss_start_mb": rss_start / 2**20,
         "rss_end_mb": end["rss"] / 2**20,
         "detail": detail,
+        "update_bytes": update_bytes,
     }
+
+
+def run_views(args, playwright, home: Path, work: Path, camera: Path) -> None:
+    """One app run per view and transport (``--views``), and its table."""
+    results = {}
+    for transport in ("positions", "coefficients"):
+        for name, view, over, kernel_frames in LOOKS:
+            case = f"{name} / {transport}"
+            folder = work / case.replace(" ", "_").replace("/", "").replace(",", "")
+            folder.mkdir()
+            config = folder / "settings.yaml"
+            config.write_text(f"detail: {args.detail or 'medium'}\ntransport: {transport}\nview: {view}\n"
+                              f"over_frame: {str(over).lower()}\n")
+            setup = UPDATE_BYTES + (KERNEL_FRAMES if kernel_frames else "")
+            with Server("voila", folder, home, config=config) as server:
+                log.info("%s: streaming %.0f s (+%.0f s warm-up)…", case, args.seconds, args.warmup)
+                results[case] = run_case("app", server, playwright, camera, args.seconds, args.warmup, setup)
+    print(f"\nviews of the live app in Voila, fake camera ({VIDEO.name}), {args.seconds:.0f} s each, Chromium "
+          f"software WebGL, {os.cpu_count()} cores")
+    print(f"{'':36}{'detail':>8}{'processed':>11}{'mesh upd/s':>11}{'p50 ms':>8}{'bytes/update':>14}")
+    for case, r in results.items():
+        print(f"{case:36}{r['detail']:>8}{r['processed_fps']:11.1f}{r['mesh_fps']:11.1f}{r['latency_p50_ms']:8.0f}"
+              f"{r['update_bytes']:14,.0f}")
+    slow = [case for case, r in results.items() if r["mesh_fps"] < 10]
+    print("target >= 10 mesh updates/s in every view: " + ("met" if not slow else f"NOT met by {', '.join(slow)}"))
+    if args.json:
+        print(json.dumps(results))
 
 
 def main() -> None:
@@ -159,6 +234,7 @@ def main() -> None:
     parser.add_argument("--detail", help="mesh detail of the baseline (default: the one the app ran with)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     parser.add_argument("--baseline", type=Path, help="source tree of the previous main: compare its app with this one")
+    parser.add_argument("--views", action="store_true", help="measure the app in each view of the 3D viewer")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if (missing := chromium_missing()) is not None:
@@ -169,6 +245,10 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="face3d_bench_app_"))
     camera = write_y4m(VIDEO, work / "camera.y4m")
+    if args.views:
+        with sync_playwright() as playwright:
+            run_views(args, playwright, home, work, camera)
+        return
     notebook = work / "baseline" / "baseline.ipynb"
     notebook.parent.mkdir()
     results = {}

@@ -22,6 +22,7 @@ from .live.performance_log import PerformanceLog
 from .live.settings_file import Settings, load_settings
 from .live.video_source import feed_realtime, open_video
 from .models.store import ARCHS, AssetError, ModelStore
+from .models.uv_layout import UV_KEY, uv_layout
 from .progress import counted, download_bars, print_line
 
 log = logging.getLogger("face3d_nb")
@@ -54,7 +55,7 @@ def _pose_text(pose) -> str:
 
 
 def cmd_image(args) -> int:
-    from .core.export import draw_overlay, vertex_colors, write_obj, write_ply  # noqa: PLC0415
+    from .core.export import draw_overlay, vertex_colors, write_ply, write_textured_obj, write_uv_textures  # noqa: PLC0415
 
     try:
         image = read_image(args.path)
@@ -64,10 +65,15 @@ def cmd_image(args) -> int:
     faces = rec(image)
     if not faces:
         log.warning("%s: no face found", args.path)
-    meshes = [rec.vertices(f) for f in faces] if (args.obj or args.ply) else []
+    meshes = [rec.vertices(f) for f in faces] if (args.obj or args.ply or args.uv_tex) else []
     colors = [vertex_colors(image, m) for m in meshes]
-    if args.obj:
-        write_obj(args.obj, meshes, rec.triangles, image.shape[0], colors)
+    try:  # the UV layout is fetched on first use; an OBJ cannot name files with spaces
+        uv = uv_layout(ModelStore(), progress=download_bars()) if args.uv_tex and faces else None
+        textures = write_uv_textures(args.uv_tex, image, meshes, rec.triangles, uv) if uv is not None else []
+        if args.obj:
+            write_textured_obj(args.obj, meshes, rec.triangles, image.shape[0], colors, uv, textures)
+    except (AssetError, OSError, ValueError) as exc:
+        raise CliError(str(exc)) from None
     if args.ply:
         write_ply(args.ply, meshes, rec.triangles, image.shape[0], colors)
     if args.overlay and not cv2.imwrite(str(args.overlay), draw_overlay(image, faces)):
@@ -211,7 +217,8 @@ def cmd_models(args) -> int:
             print(f"installed {len(new)} new file(s) in {store.home}")
         else:
             imported, missing = store.import_dir(args.dir, keys)
-            print(f"imported {len(imported)} file(s) into {store.home}")
+            uv = store.import_dir(args.dir, [UV_KEY])[0]  # optional: taken when there, else fetched on first use
+            print(f"imported {len(imported)} file(s) into {store.home}" + (", and the UV layout" if uv else ""))
             if missing:
                 print(f"not found in {args.dir}: {', '.join(missing)}")
     except AssetError as exc:
@@ -280,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("--obj", type=Path, help="write the dense meshes as OBJ with vertex colours")
     image.add_argument("--ply", type=Path, help="write the dense meshes as binary PLY")
     image.add_argument("--overlay", type=Path, help="write the image with boxes, landmarks and pose")
+    image.add_argument("--uv-tex", type=Path, metavar="OUT.png", help="write UV textures: OUT.png, OUT-2.png, ...")
     image.set_defaults(func=cmd_image)
 
     video = sub.add_parser("video", help="reconstruct the faces in every frame of a video file")

@@ -26,9 +26,9 @@ def test_the_overlay_is_drawn_off_the_engine_worker(app, face_photo, monkeypatch
     threads = {"show": set(), "overlay": set()}
     show, overlay = app.viewer.show, live_app.draw_overlay
 
-    def recording_show(event):
+    def recording_show(event, frame_name=""):
         threads["show"].add(threading.current_thread().name)
-        show(event)
+        show(event, frame_name)
 
     def recording_overlay(frame, faces):
         threads["overlay"].add(threading.current_thread().name)

@@ -1,14 +1,19 @@
 """The face3d-nb command on real files, including the awkward ones users will give it."""
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 
 import cv2
 import numpy as np
 import pytest
+import scipy.io
 
-from face3d_nb.testing.assets import IMAGES, VIDEO
+from face3d_nb.models.store import ModelStore, git_blob_sha1
+from face3d_nb.testing.assets import ASSETS, IMAGES, VIDEO
+from face3d_nb.testing.media import face_picture
 
 
 def run(cli_env, *args):
@@ -139,3 +144,83 @@ def test_app_with_a_bad_settings_file_is_one_line_before_serving(cli_env, tmp_pa
     assert proc.returncode == 2
     assert proc.stderr.startswith("face3d-nb: error: ") and message in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def _home_with_layout(tmp_path, store, layout=True):
+    """The environment of a copy of the model cache ``store`` with a UV layout: the real one for the
+    real models, else one planted for the synthetic mesh's full-model vertices."""
+    home = tmp_path / "home"
+    shutil.copytree(store.home, home)
+    copy = ModelStore(home)
+    if layout and git_blob_sha1(copy.raw_path("indices")) == copy.files["indices"]["sha1"]:
+        copy.import_dir(ASSETS, ["uv"])
+    elif layout:  # the mean face seen from the front, squeezed into 0..1
+        xy = np.load(copy.raw_path("u_shp")).reshape(-1, 3)[:, :2]
+        scipy.io.savemat(copy.raw_path("uv"), {"UV": (xy - xy.min(axis=0)) / np.ptp(xy, axis=0)})
+    return {**os.environ, "FACE3D_HOME": str(home)}
+
+
+def test_uv_textures_and_an_obj_that_uses_them(synthetic_store, tmp_path):
+    env = _home_with_layout(tmp_path, synthetic_store)
+    photo = tmp_path / "faces.png"
+    cv2.imwrite(str(photo), face_picture(640, 360, ((0.25, 0.5), (0.75, 0.5))))
+    (tmp_path / "tex").mkdir()
+    obj = tmp_path / "m.obj"
+    proc = run(env, "image", photo, "--json", "--uv-tex", tmp_path / "tex" / "face.png", "--obj", obj)
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(proc.stdout)["faces"]) == 2
+    for name in ("face.png", "face-2.png"):
+        texture = cv2.imread(str(tmp_path / "tex" / name))
+        assert texture.shape == (512, 512, 3) and texture.any()
+    lines = obj.read_text().splitlines()
+    assert lines[0] == "mtllib m.mtl" and lines.count("usemtl face2") == 1
+    assert sum(line.startswith("vt ") for line in lines) == 576  # one layout for both faces
+    assert next(line for line in lines if line.startswith("f ")).count("/") == 3
+    mtl = (tmp_path / "m.mtl").read_text()
+    assert "map_Kd tex/face.png" in mtl and "map_Kd tex/face-2.png" in mtl
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--uv-tex", "face.xyz"), "unknown image extension"),
+    (("--uv-tex", "missing/face.png"), "cannot write"),
+    (("--uv-tex", "face.png", "--obj", "my mesh.obj"), "without spaces"),
+])
+def test_uv_texture_output_problems_are_one_line(synthetic_store, tmp_path, monkeypatch, args, message):
+    env = _home_with_layout(tmp_path, synthetic_store)
+    monkeypatch.chdir(tmp_path)
+    cv2.imwrite("face_photo.png", face_picture())
+    proc = run(env, "image", "face_photo.png", *args)
+    assert proc.returncode == 1 and message in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("face3d-nb: error: ") and len(proc.stderr.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("*.mtl")) and not list(tmp_path.glob("*.obj"))
+
+
+def test_a_layout_that_cannot_be_downloaded_is_one_line(synthetic_store, tmp_path):
+    env = {**_home_with_layout(tmp_path, synthetic_store, layout=False),
+           "FACE3D_URL_3DDFA_V2": "http://127.0.0.1:9/{commit}/{path}"}
+    cv2.imwrite(str(tmp_path / "face.png"), face_picture())
+    proc = run(env, "image", tmp_path / "face.png", "--uv-tex", tmp_path / "tex.png")
+    assert proc.returncode == 1 and "cannot download" in proc.stderr and "BFM_UV.mat" in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "tex.png").exists()
+
+
+@pytest.mark.real_assets
+def test_uv_textures_of_a_real_photo_with_three_faces(real_store, tmp_path):
+    env = _home_with_layout(tmp_path, real_store)
+    proc = run(env, "image", IMAGES["emma"], "--uv-tex", tmp_path / "emma.png", "--obj", tmp_path / "emma.obj")
+    assert proc.returncode == 0, proc.stderr
+    assert [p.name for p in sorted(tmp_path.glob("emma*.png"))] == ["emma-2.png", "emma-3.png", "emma.png"]
+    assert (tmp_path / "emma.mtl").read_text().count("newmtl") == 3
+    lines = (tmp_path / "emma.obj").read_text().splitlines()
+    assert sum(line.startswith("vt ") for line in lines) == 38365
+    assert sum(line.startswith("f ") for line in lines) == 3 * 76073
+
+
+@pytest.mark.real_assets
+def test_models_import_takes_the_layout_when_the_folder_has_it(tmp_path):
+    env = {**os.environ, "FACE3D_HOME": str(tmp_path)}
+    proc = run(env, "models", "import", ASSETS, "--arch", "mb05", "--no-bfm", "--no-examples")
+    assert proc.returncode == 0, proc.stderr
+    assert "imported 8 file(s)" in proc.stdout and ", and the UV layout" in proc.stdout
+    assert ModelStore(tmp_path).installed("uv")

@@ -18,8 +18,10 @@ from face3d_nb.testing.assets import REFERENCE
 from face3d_nb.testing.basis import COEFFICIENT_SIZES, with_synthetic_basis
 from face3d_nb.view.gpu_packing import TEXTURE_WIDTH, emulate, face_affine, face_uniforms, pack_basis
 from face3d_nb.view.transport_choice import FAST_RATE, SLOW_RATE, RoundTrips, choose_transport
+from face3d_nb.view.view_modes import FaceFrame, Look
 from face3d_nb.view.view_transform import ViewTransform, view_index
-from face3d_nb.widgets.coefficient_model import CoefficientModel, appearance_uniforms
+from face3d_nb.widgets.coefficient_model import CoefficientModel
+from face3d_nb.widgets.face_material import appearance_uniforms
 from face3d_nb.widgets.page_link import PageLink
 
 
@@ -186,15 +188,16 @@ def test_material_uniforms_match_the_shaders(which, mean_model, full_model):
     params, roi = _reference_params()
     frame = face_uniforms(model, params, roi, model.landmarks_3d(params, roi), ViewTransform(np.zeros(3, np.float32), 1e-3),
                           meshes.texture)
-    material = meshes.material(meshes.uniforms(frame, appearance, seq=7), wireframe=False)
-    mesh = meshes.mesh(material)
+    placed = FaceFrame("3:9", (1280, 720), ViewTransform(np.zeros(3, np.float32), 1e-3), (0.0, 100.0)).uniforms()
+    material = meshes.material(meshes.uniforms(frame, appearance, placed, seq=7), Look(), phong)
+    mesh = meshes.mesh(material, Look())
     assert mesh.frustumCulled is False and mesh.visible and material.side == "DoubleSide"
 
     sent = material.get_state()["uniforms"]
     json.dumps({k: v for k, v in sent.items() if k != "basis"})
     names = list(sent)
     static = resources.files("face3d_nb.widgets") / "static"
-    declared = _uniform_names((static / "decode.vert").read_text()) | _uniform_names((static / "decode.frag").read_text())
+    declared = _uniform_names((static / "face.vert").read_text()) | _uniform_names((static / "face.frag").read_text())
     if model.basis is None:
         assert "basis" not in names and "coefficients" not in names
         declared -= {"basis", "coefficients"}
@@ -210,14 +213,15 @@ def test_material_uniforms_match_the_shaders(which, mean_model, full_model):
         half = CoefficientModel(model, index, "half")
         half_frame = face_uniforms(model, params, roi, model.landmarks_3d(params, roi),
                                    ViewTransform(np.zeros(3, np.float32), 1e-3), half.texture)
-        half_uniforms = half.uniforms(half_frame, appearance, seq=7)
-        half_material = half.material(half_uniforms, False)
+        half_uniforms = half.uniforms(half_frame, appearance, placed, seq=7)
+        half_material = half.material(half_uniforms, Look(), phong)
         assert "#define BASIS_SLOTS 13\n#define BASIS_BITS 16\n" in half_material.vertexShader
         assert half_uniforms["basis"]["value"].type == "HalfFloatType"
         # A material left open would name the closed texture in every later widget state request.
         half_material.close()
         half.close()
-    assert declared == set(names) - {"seq"}
+    # seq is the page link's, frameName names the frame the page puts in the frame texture.
+    assert declared == set(names) - {"seq", "frameName"}
     assert sent["seq"]["value"] == 7.0 and sent["pose"]["type"] == "m3" and sent["diffuse"]["type"] == "c"
 
 
@@ -405,7 +409,8 @@ def test_both_transports_put_every_vertex_in_the_same_place(viewer, levels, full
         positions.show(_frame(full_model, params, roi))
         viewer.show(_frame(full_model, params, roi))
         [by_position], [by_coefficients] = positions._pool.meshes, viewer._pool.meshes
-        decoded = emulate(full_model.mean, viewer._transports["coefficients"].model("full").texture, by_coefficients.last)
+        decoded = emulate(full_model.mean, viewer._transports["coefficients"].model("full").texture,
+                           by_coefficients.last[0])
         np.testing.assert_allclose(decoded, by_position.position.array, atol=1e-4)
     finally:
         positions.close()

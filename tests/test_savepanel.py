@@ -1,21 +1,24 @@
 """The app's save buttons, Python side: mesh files that load in trimesh with the right counts and
-camera colours, and a recording delivered when it stops.
+camera colours, the first face's UV texture, and a recording delivered when it stops.
 
 No browser here: the downloader's ``send`` is replaced by a list (downloads in Chromium are
 tested in tests/browser).
 """
 
+import dataclasses
 import io
 
+import cv2
 import numpy as np
 import pytest
 import pythreejs as three
 
+from face3d_nb.core.uv_texture import uv_texture
 from face3d_nb.live.events import FrameResult, TrackedFace
 from face3d_nb.live.recording import read_recording
 from face3d_nb.testing.media import face_picture
 from face3d_nb.testing.polling import wait_for
-from face3d_nb.widgets.save_panel import SavePanel, result_mesh_file
+from face3d_nb.widgets.save_panel import SavePanel, result_mesh_file, result_uv_texture
 
 trimesh = pytest.importorskip("trimesh")
 
@@ -94,3 +97,59 @@ def test_panel_delivers_meshes_and_a_recording(reconstructor, photo):
         folder = panel.recording_path.parent
         panel.close()
     assert not folder.exists()
+
+
+def _layout(reconstructor):
+    """A UV layout for any model: its mean face seen from the front, squeezed into 0..1."""
+    xy = reconstructor.model.mean[:, :2]
+    return (xy - xy.min(axis=0)) / np.ptp(xy, axis=0)
+
+
+@pytest.mark.parametrize("detail", ["full", "low"])
+def test_the_uv_texture_is_the_first_face_unwrapped_from_the_frame(reconstructor, photo, detail):
+    result = _result(reconstructor, photo, detail)
+    level = reconstructor.levels.detail(detail)
+    uv = _layout(reconstructor)[level.vertices]
+    png = result_uv_texture(result, level.triangles, uv)
+    texture = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert texture.shape == (512, 512, 3)
+    np.testing.assert_array_equal(texture, uv_texture(photo, result.faces[0].vertices, level.triangles, uv))
+    assert not np.array_equal(texture, uv_texture(photo, result.faces[1].vertices, level.triangles, uv))
+    with pytest.raises(ValueError, match="no camera frame"):
+        result_uv_texture(dataclasses.replace(result, frame=None), level.triangles, uv)
+
+
+def test_the_uv_texture_button_delivers_a_png_or_says_what_is_missing(reconstructor, photo):
+    renderer = three.Renderer(scene=three.Scene(), camera=three.PerspectiveCamera())
+    latest = [None]
+    asked = []
+
+    def uv(detail):
+        asked.append(detail)
+        return _layout(reconstructor)[reconstructor.levels.detail(detail).vertices]
+
+    def triangles(detail):
+        return reconstructor.levels.detail(detail).triangles
+
+    plain = SavePanel(renderer, lambda: latest[0], triangles, lambda callback: lambda: None)
+    panel = SavePanel(renderer, lambda: latest[0], triangles, lambda callback: lambda: None, uv=uv)
+    sent = []
+    panel.downloader.send = lambda content, buffers=None: sent.append((content, [bytes(b) for b in buffers or []]))
+    try:
+        assert "uv" not in plain.buttons and panel.buttons["uv"].description == "Save UV texture"
+        panel.buttons["uv"].click()  # made on a thread of its own, off the kernel's main thread
+        wait_for(lambda: panel.downloader.message == "no face to save yet", 30)
+        latest[0] = dataclasses.replace(_result(reconstructor, photo, "medium"), frame=None)
+        panel.buttons["uv"].click()
+        wait_for(lambda: "no camera frame" in panel.downloader.message, 30)
+        assert sent == [] and asked == []
+        latest[0] = _result(reconstructor, photo, "medium")
+        panel.buttons["uv"].click()
+        wait_for(lambda: sent, 30)
+        (content, (data,)), = sent
+        assert content["name"].startswith("face3d-uv-") and content["name"].endswith(".png")
+        assert content["mime"] == "image/png" and asked == ["medium"]
+        assert data == result_uv_texture(latest[0], triangles("medium"), uv("medium"))
+    finally:
+        plain.close()
+        panel.close()

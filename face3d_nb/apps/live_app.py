@@ -7,8 +7,8 @@ contract allows), the pose plots and, when the 2D landmark view is shown, an ove
 draws and encodes the newest result a few times a second; a stats thread refreshes the panel once a
 second. Settings flow from the controls to the engine and the grabber. Once the page has loaded,
 the round trip to it is measured and sets the mesh detail and camera input size (the page says
-so). The save buttons deliver the current mesh, a screenshot and session recordings as browser
-downloads.
+so). The save buttons deliver the current mesh, its UV texture, a screenshot and session
+recordings as browser downloads.
 
 When the models are not installed the app shows what is missing and a button that downloads them
 (with a progress bar), then starts; running without the Basel Face Model, it offers that too, with
@@ -31,6 +31,7 @@ from pathlib import Path
 
 import cv2
 import ipywidgets as widgets
+import numpy as np
 from ipywebrtc import CameraStream
 
 from ..core.export import draw_overlay
@@ -42,6 +43,7 @@ from ..live.events import ErrorEvent, FrameResult
 from ..live.handoff import Handoff
 from ..live.performance_log import PerformanceLog
 from ..models.store import ModelsMissingError, ModelStore
+from ..models.uv_layout import uv_layout
 from ..view.page_defaults import defaults_for
 from ..widgets.camera import FrameGrabber, camera_constraints
 from ..widgets.controls import ControlPanel, StatsPanel
@@ -122,6 +124,7 @@ class FaceApp(widgets.VBox):
         self.start_settings = None
         self._levels = None
         self._latest: FrameResult | None = None
+        self._uv: np.ndarray | None = None
         self._closed = threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -150,6 +153,9 @@ class FaceApp(widgets.VBox):
                                          provider=self.config.provider)
             self.controls.input_size = self.settings.input_size or self.controls.input_size
             self.viewer.transport = self.settings.transport or self.viewer.transport
+            self.viewer.view = self.settings.view or self.viewer.view
+            if self.settings.over_frame is not None:
+                self.viewer.over_frame = self.settings.over_frame
             self.camera = CameraStream(constraints=constraints)
             self.grabber = FrameGrabber(self.camera, constraints=constraints, width=self.controls.input_size,
                                         max_fps=self.config.max_fps, max_bytes=_MAX_FRAME_BYTES)
@@ -165,6 +171,7 @@ class FaceApp(widgets.VBox):
             self._overlay = Handoff(self._draw_overlay, interval=_OVERLAY_INTERVAL, name="face3d-overlay")
             self.save_panel = SavePanel(self.viewer.renderer, lambda: self._latest,
                                         lambda detail: self._levels.detail(detail).triangles, self.engine.subscribe,
+                                        uv=self._uv_layout,
                                         header={"arch": reconstructor.paths.arch,
                                                 "model": "bfm" if reconstructor.model.full else "mean"})
             self._unsubscribe = self.engine.subscribe(self._on_event)
@@ -205,7 +212,7 @@ class FaceApp(widgets.VBox):
         if isinstance(event, ErrorEvent):
             return
         self._latest = event
-        self.viewer.show(event)
+        self.viewer.show(event, self.grabber.frame_name(event.seq))
         if self.controls.show_frame and event.frame is not None:
             self._overlay.offer(event)
 
@@ -268,6 +275,12 @@ class FaceApp(widgets.VBox):
             setattr(self.controls, name, getattr(chosen, name))
         self.viewer.link.note = chosen.reason + "".join(
             f" The settings file's {name} ({getattr(self.controls, name)}) is kept." for name in kept)
+
+    def _uv_layout(self, detail: str) -> np.ndarray:
+        # Fetched (a few hundred KB) the first time someone saves a UV texture, then kept.
+        if self._uv is None:
+            self._uv = uv_layout(self.store)
+        return self._uv[self._levels.detail(detail).vertices]
 
     def _refresh_stats(self) -> None:
         while not self._closed.wait(_STATS_INTERVAL):

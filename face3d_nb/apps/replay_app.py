@@ -22,6 +22,8 @@ from ..live.events import ErrorEvent, Event, FrameResult
 from ..live.recording import read_recording
 from ..live.replayer import Replayer
 from ..models.store import ModelStore
+from ..view.view_modes import VIEWS
+from ..widgets.controls import view_controls
 from ..widgets.plots import PosePlot
 from ..widgets.viewer import FaceViewer
 from .open_apps import widget_tree
@@ -45,6 +47,10 @@ class ReplayApp(widgets.VBox):
     runs before the page has loaded.
     Raises :class:`~face3d_nb.live.recording.RecordingError` for a file that is not a recording and
     :class:`~face3d_nb.models.store.ModelsMissingError` when the models are not installed.
+
+    Under the player, the viewer's view controls (:func:`~face3d_nb.widgets.controls.view_controls`):
+    every view but the camera texture, as a recording keeps no pictures (over the frame, the faces
+    are drawn in its pixel space on a blank background).
 
     Attributes: ``replayer`` (:class:`~face3d_nb.live.replayer.Replayer`), ``viewer``, ``plot``,
     ``header`` (the recording's header line).
@@ -87,8 +93,11 @@ class ReplayApp(widgets.VBox):
         duration = frames[-1].t if frames else 0.0
         title = (f"<b>Replay</b> of {html.escape(self.path.name)}: {len(frames)} frames, {duration:.1f} s, "
                  f"{detail} mesh detail ({len(mesh.vertices):,} vertices)")
+        # A recording keeps no pictures: no camera texture, and the frame's space is blank behind the faces.
+        views, self._view_links = view_controls(self.viewer, tuple(v for v in VIEWS if v != "texture"))
         self.children = [widgets.HTML(title), widgets.HBox([self.viewer.renderer, self.plot]),
-                         widgets.HBox([self.play_button, restart, speed, loop, self.status]), self.viewer.link]
+                         widgets.HBox([self.play_button, restart, speed, loop, self.status]), widgets.HBox(views),
+                         self.viewer.link]
         self._render_status()
         if autoplay and frames:
             self.viewer.link.observe(self._page_ready, "pages")
@@ -149,6 +158,8 @@ class ReplayApp(widgets.VBox):
             return
         self._closed = True
         self.replayer.pause()
+        for link in self._view_links:
+            link.unlink()
         self.plot.close()
         self.viewer.close()
         for widget in widget_tree(self):

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 APP_KEYS = {
     "input_size": "long side in pixels of the frames the app's page sends (640 or \"640x480\")",
     "transport": "how mesh updates reach the page: auto, positions or coefficients",
+    "view": "what the 3D view draws of each face: shaded, texture, depth, pncc or points",
+    "over_frame": "draw the faces over the camera frame they came from (true) or in the free-orbit 3D view",
     "verbose": "log the face3d_nb loggers at DEBUG level",
     "log_performance": "true, or a path: write a per-frame performance log (CSV)",
 }
@@ -60,14 +62,16 @@ _SIZE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
 
 @dataclass(frozen=True)
 class Settings:
-    """What one settings file says: ``engine`` settings; the app's ``input_size`` and ``transport``
-    (None: the app chooses); ``verbose``; ``performance_log``, the log's path or None for no log;
+    """What one settings file says: ``engine`` settings; the app's ``input_size``, ``transport``,
+    ``view`` and ``over_frame`` (None: the app chooses); ``verbose``; ``performance_log``, the log's path or None for no log;
     ``given``, the keys of ours the file set (the app keeps those over its own choices);
     ``warnings``, one line per key that means nothing here; ``source``, the file (None: no file)."""
 
     engine: EngineConfig = field(default_factory=EngineConfig)
     input_size: int | None = None
     transport: str | None = None
+    view: str | None = None
+    over_frame: bool | None = None
     verbose: bool = False
     performance_log: Path | None = None
     given: frozenset[str] = frozenset()
@@ -95,13 +99,12 @@ def _settings(values: dict, path: Path) -> Settings:
     flat, warnings = _flatten(values)
     engine = EngineConfig.from_dict({k: v for k, v in flat.items() if k in _ENGINE_KEYS})
     input_size = _input_size(flat["input_size"]) if "input_size" in flat else None
-    transport = flat.get("transport")
-    if transport is not None and not isinstance(transport, str):
-        raise ValueError(f"transport: expected a string, got {type(transport).__name__} {transport!r}")
-    verbose = flat.get("verbose", False)
-    if not isinstance(verbose, bool):
-        raise ValueError(f"verbose: expected a boolean, got {type(verbose).__name__} {verbose!r}")
-    return Settings(engine=engine, input_size=input_size, transport=transport, verbose=verbose,
+    for key, kind in (("transport", str), ("view", str), ("over_frame", bool), ("verbose", bool)):
+        if key in flat and not isinstance(flat[key], kind):
+            raise ValueError(f"{key}: expected a {'string' if kind is str else 'boolean'}, "
+                             f"got {type(flat[key]).__name__} {flat[key]!r}")
+    return Settings(engine=engine, input_size=input_size, transport=flat.get("transport"), view=flat.get("view"),
+                    over_frame=flat.get("over_frame"), verbose=flat.get("verbose", False),
                     performance_log=_performance_log(flat.get("log_performance", False), path),
                     given=frozenset(flat), warnings=tuple(warnings), source=path.resolve())
 

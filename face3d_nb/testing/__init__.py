@@ -7,6 +7,7 @@
 - :mod:`.basis` a synthetic identity/expression basis of the real size;
 - :mod:`.legacy_pth` a writer of torch's legacy checkpoint format;
 - :mod:`.browser` real servers, a real browser and a fake camera for end-to-end runs;
+- :mod:`.frame_code` frames that carry their index in a corner (which frame a view drew);
 - :mod:`.file_host` a loopback file host whose replies a test writes (the download tests).
 
 May import every layer of face3d_nb; nothing in face3d_nb imports it (an import-linter contract).

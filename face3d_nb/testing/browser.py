@@ -23,9 +23,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from .assets import ROOT
 from .polling import wait_until
@@ -49,8 +52,13 @@ def chromium_missing() -> str | None:
     return None
 
 
-def write_y4m(video: Path, out: Path, width: int = 640, height: int = 360) -> Path:
-    """Write every frame of ``video``, resized to ``width`` x ``height``, as 4:2:0 YUV4MPEG2."""
+def write_y4m(video: Path, out: Path, width: int = 640, height: int = 360, frames: int | None = None,
+              transform: Callable[[np.ndarray, int], np.ndarray] | None = None) -> Path:
+    """Write every frame of ``video``, resized to ``width`` x ``height``, as 4:2:0 YUV4MPEG2.
+
+    ``frames`` caps how many are written (None: all); ``transform(frame, i)``, when given, turns
+    the resized BGR frame (height, width, 3) number ``i`` (0-based) into the one written.
+    """
     capture = cv2.VideoCapture(str(video))
     if not capture.isOpened():
         raise RuntimeError(f"cannot read {video}")
@@ -58,11 +66,13 @@ def write_y4m(video: Path, out: Path, width: int = 640, height: int = 360) -> Pa
     count = 0
     with open(out, "wb") as f:
         f.write(f"YUV4MPEG2 W{width} H{height} F{round(fps)}:1 Ip A1:1 C420jpeg\n".encode("ascii"))
-        while True:
+        while frames is None or count < frames:
             ok, frame = capture.read()
             if not ok:
                 break
             frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+            if transform is not None:
+                frame = transform(frame, count)
             f.write(b"FRAME\n")
             f.write(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
             count += 1
@@ -79,10 +89,13 @@ def free_port() -> int:
 
 
 class Server:
-    """A Jupyter-stack server subprocess (``kind`` "voila" or "lab") on a free localhost port."""
+    """A Jupyter-stack server subprocess (``kind`` "voila" or "lab") on a free localhost port;
+    ``config``: the app's settings file (``face3d-nb app --config``, "voila" only)."""
 
-    def __init__(self, kind: str, workdir: Path, face3d_home: Path, startup_timeout: float = 120.0):
+    def __init__(self, kind: str, workdir: Path, face3d_home: Path, startup_timeout: float = 120.0,
+                 config: Path | None = None):
         self.kind = kind
+        self.config = config
         self.port = free_port()
         self.token = "face3d-test-token"
         self.workdir = workdir
@@ -109,7 +122,9 @@ class Server:
 
     def command(self) -> list[str]:
         if self.kind == "voila":
-            return [sys.executable, "-m", "face3d_nb.cli", "app", "--port", str(self.port), "--host", "127.0.0.1"]
+            config = ["--config", str(self.config)] if self.config else []
+            return [sys.executable, "-m", "face3d_nb.cli", "app", "--port", str(self.port), "--host", "127.0.0.1",
+                    *config]
         notebooks = ROOT / "notebooks"
         settings = self.workdir / "lab-settings"
         return [
@@ -288,3 +303,24 @@ def launch_chromium(playwright, y4m: Path | None = None, allow_camera: bool = Tr
         args.append("--deny-permission-prompts")
     return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args)
 
+
+
+#: Kernel code true once the notebook's app is running (``app = FaceApp()`` has started its engine).
+APP_RUNNING = "'app' in globals() and app.engine is not None"
+
+
+@contextmanager
+def app_page(browser, server: Server, viewport: dict, timeout_ms: float = 240_000) -> Iterator[tuple[object, KernelProbe]]:
+    """A page of the app ``server`` serves and a probe on its kernel, once the app runs there;
+    both closed on leaving."""
+    page = browser.new_page(viewport=viewport)
+    try:
+        page.goto(f"{server.url}/", timeout=timeout_ms)
+        probe = KernelProbe(wait_until(lambda: server.connection_files(), 120, message="a kernel")[-1])
+        try:
+            wait_until(lambda: probe.eval(APP_RUNNING), 180, 0.5, "the app in the kernel")
+            yield page, probe
+        finally:
+            probe.close()
+    finally:
+        page.close()

@@ -10,7 +10,8 @@ Flow control (the protocol)
 ---------------------------
 - page -> kernel: ``{"type": "frame", "page": str, "seq": int, "captured_at": float, "width": int,
   "height": int}`` with exactly one buffer, the JPEG. ``page`` is a random id each page picks once
-  (a widget shown in two JupyterLab tabs has one grabber per tab); ``captured_at`` is the page's wall
+  (a widget shown in two JupyterLab tabs has one grabber per tab), an integer 1..2**24-1 as a decimal
+  string, which also names the page's frames (:meth:`FrameGrabber.frame_name`); ``captured_at`` is the page's wall
   clock (ms since the Unix epoch) when the camera frame reached the page; ``seq`` increases by one
   per frame.
 - kernel -> page: ``{"type": "ack", "page": str, "seq": int, "accepted": bool}`` for every message
@@ -211,6 +212,14 @@ class FrameGrabber(anywidget.AnyWidget):
         Callbacks run on the kernel's main thread, in the order frames arrive; keep them short.
         """
         self._callbacks.register_callback(callback, remove=remove)
+
+    def frame_name(self, seq: int) -> str:
+        """What the page streaming now calls its frame ``seq``, ``"tag:seq"`` (the page keeps its last
+        frames by that name for the 3D view); "" when its id is not such a tag."""
+        page = self._page
+        if isinstance(page, str) and page.isdigit() and 0 < int(page) < 2 ** 24 and 0 <= seq < 2 ** 24:
+            return f"{int(page)}:{seq}"
+        return ""
 
     def _handle_message(self, _widget, content, buffers) -> None:
         if not isinstance(content, dict) or content.get("type") != "frame":

@@ -3,9 +3,10 @@
 Per detail level, once per page: the model (:class:`~face3d_nb.widgets.coefficient_model.CoefficientModel`,
 at full detail with a basis 10.7 MB, 9.2 MB of it the basis texture, or 13.5 MB with the texture in
 half floats: see ``encoding``). Per face: a ``ShaderMaterial`` on the level's shared geometry.
-Per update: that material's ``uniforms``, about 1.4 KB, whose ``seq`` the page link reports applied
-(:mod:`~face3d_nb.widgets.page_link`). The shaders shade with the stage's colour and lights
-themselves, so a change of those sends the last update again.
+Per update: that material's ``uniforms``, about 1.5 KB, whose ``seq`` the page link reports applied
+(:mod:`~face3d_nb.widgets.page_link`); they carry the update's frame uniforms too, so every look
+(:mod:`~face3d_nb.view.view_modes`) needs nothing more per update. The shaders shade with the
+stage's colour, lights and opacity themselves, so a change of those sends the last update again.
 
 The model is built, and so sent, only once a page has said hello on the link: widgets created before
 (a notebook still running in Voila, before its page connects) would go out once to nobody (Voila's
@@ -22,11 +23,12 @@ import pythreejs as three
 from ..core.detail import DetailLevels
 from ..live.events import TrackedFace
 from ..view.gpu_packing import FaceUniforms, face_uniforms
-from ..view.view_transform import ViewTransform
-from .coefficient_model import CoefficientModel, appearance_uniforms
+from ..view.view_modes import FaceFrame, Look
+from .coefficient_model import CoefficientModel
+from .face_material import appearance_uniforms
 from .page_link import PageLink
 from .stage import Stage
-from .transport import Applied, FaceMesh, LevelIndices, MeshTransport
+from .transport import Applied, FaceMesh, LevelAttributes, MeshTransport
 
 __all__ = ["CoefficientMesh", "CoefficientTransport"]
 
@@ -40,8 +42,8 @@ class CoefficientMesh(FaceMesh):
 
 
 class CoefficientTransport(MeshTransport):
-    """Payload: the face's :class:`~face3d_nb.view.gpu_packing.FaceUniforms`; every face can be
-    shown. ``link`` is told which materials to acknowledge. Three updates in flight per face: at
+    """Payload: the face's :class:`~face3d_nb.view.gpu_packing.FaceUniforms` and its frame uniforms
+    (:meth:`~face3d_nb.view.view_modes.FaceFrame.uniforms`); every face can be shown. ``link`` is told which materials to acknowledge. Three updates in flight per face: at
     ~1.4 KB they cost nothing to buffer, and with one at a time a distant page (100 ms round trip)
     could never get more than 10 a second.
 
@@ -55,9 +57,9 @@ class CoefficientTransport(MeshTransport):
     window = 3
     encoding = "auto"
 
-    def __init__(self, levels: DetailLevels, indices: LevelIndices, stage: Stage, on_applied: Applied,
+    def __init__(self, levels: DetailLevels, shared: LevelAttributes, stage: Stage, on_applied: Applied,
                  link: PageLink):
-        super().__init__(levels, indices, stage, on_applied)
+        super().__init__(levels, shared, stage, on_applied)
         self._link = link
         self._models: dict[str, CoefficientModel] = {}
         self._models_lock = threading.Lock()
@@ -68,39 +70,43 @@ class CoefficientTransport(MeshTransport):
         with self._models_lock:
             if detail not in self._models:
                 encoding = self.encoding if self.encoding != "auto" else "half" if self._link.software else "u12"
-                self._models[detail] = CoefficientModel(self.levels.model(detail), self.indices(detail), encoding)
+                self._models[detail] = CoefficientModel(self.levels.model(detail), self.shared.index(detail),
+                                                         encoding)
             return self._models[detail]
 
     def prepare(self, detail: str) -> None:
         if self._link.pages:
             self.model(detail)
 
-    def payload(self, face: TrackedFace, transform: ViewTransform, detail: str) -> FaceUniforms | None:
+    def payload(self, face: TrackedFace, frame: FaceFrame, detail: str, look: Look
+                ) -> tuple[FaceUniforms, dict[str, object]] | None:
         if not self._link.pages:
             return None
         f = face.face
-        return face_uniforms(self.levels.model(detail), f.params, f.roi_box, f.landmarks, transform,
-                             self.model(detail).texture)
+        return face_uniforms(self.levels.model(detail), f.params, f.roi_box, f.landmarks, frame.transform,
+                             self.model(detail).texture), frame.uniforms()
 
     def new_mesh(self) -> CoefficientMesh:
         return CoefficientMesh()
 
-    def _uniforms(self, detail: str, payload: FaceUniforms, seq: float) -> dict:
+    def _uniforms(self, detail: str, payload: tuple[FaceUniforms, dict[str, object]], seq: float) -> dict:
         s = self.stage
         appearance = appearance_uniforms(s.material, s.ambient, s.key_light, s.point_light)
-        return self.model(detail).uniforms(payload, appearance, seq)
+        return self.model(detail).uniforms(payload[0], appearance, payload[1], seq)
 
-    def build(self, mesh: CoefficientMesh, detail: str, payload: FaceUniforms, seq: float) -> int:
-        # The level's shared geometry with a new material (another level has other shaders).
+    def build(self, mesh: CoefficientMesh, detail: str, look: Look, payload: tuple[FaceUniforms, dict[str, object]],
+              seq: float) -> int:
+        # The level's shared geometry with a new material (another level has other shaders). A mesh
+        # keeps its look: the pool builds new meshes for another.
         old = mesh.material
         model = self.model(detail)
-        mesh.detail, mesh.seq = detail, seq
-        mesh.material = model.material(self._uniforms(detail, payload, seq), self.stage.material.wireframe)
+        mesh.detail, mesh.look, mesh.seq = detail, look, seq
+        mesh.material = model.material(self._uniforms(detail, payload, seq), look, self.stage.material)
         if mesh.mesh is None:
-            mesh.mesh = model.mesh(mesh.material)
+            mesh.mesh = model.mesh(mesh.material, look)
             self._meshes.append(mesh)
         else:
-            mesh.mesh.geometry, mesh.mesh.material = model.geometry, mesh.material
+            mesh.mesh.geometry, mesh.mesh.material = model.geometry_for(look), mesh.material
             mesh.mesh.visible = True
         self._watch()
         if old is not None:
@@ -108,7 +114,7 @@ class CoefficientTransport(MeshTransport):
         # A small message: its acknowledgement times the round trip.
         return 0
 
-    def send(self, mesh: CoefficientMesh, payload: FaceUniforms, seq: float) -> int:
+    def send(self, mesh: CoefficientMesh, payload: tuple[FaceUniforms, dict[str, object]], seq: float) -> int:
         mesh.seq = seq
         mesh.material.uniforms = self._uniforms(mesh.detail, payload, seq)
         return 0
@@ -116,6 +122,7 @@ class CoefficientTransport(MeshTransport):
     def restyle(self, mesh: CoefficientMesh) -> bool:
         if mesh.material is not None:
             mesh.material.wireframe = self.stage.material.wireframe
+            mesh.material.transparent = self.stage.material.transparent
         return True
 
     def discard(self, mesh: CoefficientMesh) -> None:

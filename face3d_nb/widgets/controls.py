@@ -18,10 +18,11 @@ import traitlets
 from ..core.detail import LEVELS
 from ..core.runtime import PROVIDERS
 from ..live.stats import EngineStats
+from ..view.view_modes import VIEWS
 from .camera import INPUT_SIZES
 from .viewer import FaceViewer, MeshStats
 
-__all__ = ["ControlPanel", "StatsPanel"]
+__all__ = ["VIEW_LABELS", "ControlPanel", "StatsPanel", "view_controls"]
 
 _WIDE = {"description_width": "9em"}
 
@@ -38,10 +39,27 @@ def _tagged(widget: widgets.Widget, name: str) -> widgets.Widget:
     return widget
 
 
+#: What the View dropdown calls each of the viewer's views.
+VIEW_LABELS = dict(zip(VIEWS, ("shaded mesh", "camera texture", "depth", "PNCC", "dense points"), strict=True))
+
+
+def view_controls(viewer: FaceViewer, views=tuple(VIEW_LABELS)) -> tuple[list[widgets.Widget], list[traitlets.link]]:
+    """The widgets choosing what ``viewer`` draws (``views`` offered), whether over the camera frame,
+    the pose box and the opacity, and their links to its traits (unlink them when closing)."""
+    view = _tagged(widgets.Dropdown(description="View", style=_WIDE, options=[(VIEW_LABELS[v], v) for v in views]),
+                   "view")
+    over_frame = _tagged(widgets.Checkbox(description="Over the camera frame", indent=False), "over-frame")
+    pose_box = _tagged(widgets.Checkbox(description="Pose box", indent=False), "pose-box")
+    opacity = _tagged(widgets.FloatSlider(description="Opacity", min=0.0, max=1.0, step=0.05, style=_WIDE), "opacity")
+    pairs = ((view, "view"), (over_frame, "over_frame"), (pose_box, "pose_box"), (opacity, "opacity"))
+    return [w for w, _ in pairs], [traitlets.link((viewer, name), (w, "value")) for w, name in pairs]
+
+
 class ControlPanel(widgets.HBox):
     """Grouped, labelled controls: mesh and lights, camera and engine.
 
-    ``viewer``: the view whose appearance traits (and mesh transport) the mesh and light widgets drive.
+    ``viewer``: the view whose appearance traits (what it draws, over the frame or not, pose box,
+    opacity, colour, wireframe, lights, mesh transport) the mesh and light widgets drive.
 
     Traits (each follows its widget; set them to move the widget):
 
@@ -69,10 +87,10 @@ class ControlPanel(widgets.HBox):
     def __init__(self, viewer: FaceViewer, **kwargs):
         super().__init__(**kwargs)
         self.add_class("face3d-controls")
-        self._links: list[traitlets.link] = []
 
         color = _tagged(widgets.ColorPicker(description="Mesh colour", concise=False, style=_WIDE), "color")
         wireframe = _tagged(widgets.Checkbox(description="Wireframe", indent=False), "wireframe")
+        view_widgets, self._links = view_controls(viewer)
         transport = _tagged(widgets.Dropdown(description="Mesh transport", style=_WIDE, options=[
             ("automatic", "auto"), ("positions (kernel decodes)", "positions"),
             ("coefficients (page's GPU decodes)", "coefficients")]), "transport")
@@ -114,7 +132,7 @@ class ControlPanel(widgets.HBox):
             self._links.append(traitlets.link((self, name), (widget, "value")))
 
         self.children = [
-            _group("Mesh and lights", color, wireframe, transport, *light_widgets, self.reset_button),
+            _group("Mesh and lights", *view_widgets, color, wireframe, transport, *light_widgets, self.reset_button),
             _group("Camera and engine", pause, size, max_fps, skip, smoothing, detail, provider, show_frame),
         ]
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..live.stats import RateMeter
 from ..view.transport_choice import RoundTrips
+from ..view.view_modes import Look
 from .stage import Stage
 from .transport import FaceMesh, Flight, MeshTransport
 
@@ -65,6 +66,7 @@ class MeshPool:
         self._round_trips = round_trips
         self._lock = threading.Lock()
         self.transport: MeshTransport | None = None
+        self.look = Look()
         self.meshes: list[FaceMesh] = []
         self._seq = 0
         self._rate = RateMeter(2.0)
@@ -73,26 +75,27 @@ class MeshPool:
         self._applied = 0
         self._lost = 0
 
-    def use(self, transport: MeshTransport) -> bool:
-        """Send with ``transport`` from now on: the other transport's meshes go, and are built afresh
-        by the next update. False when it is already in use."""
+    def use(self, transport: MeshTransport, look: Look | None = None) -> bool:
+        """Send with ``transport`` and draw as ``look`` (None: as now) from now on: when either changes
+        the meshes go, and are built afresh by the next update. False when both are already in use."""
         with self._lock:
-            if transport is self.transport:
+            look = look or self.look
+            if transport is self.transport and look == self.look:
                 return False
             old, meshes, self.meshes = self.transport, self.meshes, []
-            self.transport = transport
+            self.transport, self.look = transport, look
             self._stage.remove({m.mesh for m in meshes})
             for mesh in meshes:
                 old.discard(mesh)
         return True
 
-    def show(self, transport: MeshTransport, detail: str, updates: Sequence[tuple[int, object]],
+    def show(self, transport: MeshTransport, look: Look, detail: str, updates: Sequence[tuple[int, object]],
              captured_at: float) -> None:
-        """Show ``updates`` [(track_id, payload)] of ``transport`` at ``detail`` (any thread): each
-        track's mesh is updated, meshes of other tracks are hidden. Nothing happens when the pool
-        switched to another transport meanwhile (the next update goes the new way)."""
+        """Show ``updates`` [(track_id, payload)] of ``transport`` drawn as ``look`` at ``detail`` (any
+        thread): each track's mesh is updated, meshes of other tracks are hidden. Nothing happens when
+        the pool switched to another transport or look meanwhile (the next update goes the new way)."""
         with self._lock:
-            if transport is not self.transport:
+            if transport is not self.transport or look != self.look:
                 return
             live = {track_id for track_id, _ in updates}
             for mesh in self.meshes:
@@ -156,7 +159,7 @@ class MeshPool:
     def _build(self, mesh: FaceMesh, detail: str, payload: object, captured_at: float) -> None:
         new = mesh.mesh is None
         seq = self._next_seq()
-        nbytes = self.transport.build(mesh, detail, payload, seq)
+        nbytes = self.transport.build(mesh, detail, self.look, payload, seq)
         # The widget creation carries the update: it is in flight until the page acknowledges it.
         mesh.pending = None
         mesh.flights.clear()

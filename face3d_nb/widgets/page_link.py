@@ -1,13 +1,14 @@
 """PageLink: the kernel's line to the page that shows the viewer.
 
 A small anywidget (front end ``static/page_link.js``) that tells the kernel when a page has loaded,
-what its GPU can do and how fast it answers, and acknowledges coefficient updates. The viewer
-chooses and paces its mesh transport with it; the app chooses its starting settings.
+what its GPU can do and how fast it answers, acknowledges coefficient updates, and gives each
+update the camera frame it names. The viewer chooses and paces its mesh transport with it; the app
+chooses its starting settings.
 
 The protocol between the kernel and the page
 --------------------------------------------
 One table for the viewer's whole conversation with the page (``static/page_link.js`` and
-``static/decode.vert`` point here). "Applied" means three.js has the update; it is drawn at the
+``static/face.vert`` point here). "Applied" means three.js has the update; it is drawn at the
 next animation frame.
 
 ===================  ==============================================  ==========================================
@@ -27,6 +28,18 @@ kernel -> page       coefficient update: a face material's           ``{"type": 
                      ``uniforms``, with a ``seq`` uniform            for materials listed in ``materials``
                                                                      (and for a material's current uniforms
                                                                      when it starts being watched)
+kernel -> page       ``{"type": "frame", "name": "0:n"}`` with one   none: the page decodes it and keeps the
+                     buffer, a JPEG: a frame the page does not have  last four; sent before the updates
+                     (the kernel's own, e.g. of an image)            naming it
+page (camera)        each frame the grabber sends, named             kept (the last 16), while ``keep_frames``
+                     ``"tag:seq"`` (its page tag and ``seq``)        (a look that draws the frame)
+kernel -> page       an update naming a frame: the ``frameName``     before the update is drawn, the page puts
+                     uniform (coefficients, and the uniforms of a    that frame in the update's material's
+                     position mesh), or the array's header rows      ``frame`` texture and in ``frame_texture``
+                     (positions with ``headers``)                    (the frame quad): exactly the frame the
+                                                                     parameters came from; a frame not (yet)
+                                                                     there draws blank, and is drawn when it
+                                                                     arrives unless a newer update came first
 ===================  ==============================================  ==========================================
 
 Windows, what may be unanswered at once: one ping, and one measurement's pings queued (a hello
@@ -87,7 +100,13 @@ class PageLink(anywidget.AnyWidget):
 
     Traits:
 
-    - ``materials`` (()): ``ShaderMaterial`` s whose uniform updates the page acknowledges.
+    - ``materials`` (()): ``ShaderMaterial`` s whose uniform updates the page acknowledges (and
+      whose ``frameName`` uniform names their frame).
+    - ``headers`` (()): ``[position BufferAttribute, ShaderMaterial]`` pairs: the position meshes whose
+      arrays end with a frame header (:meth:`~face3d_nb.view.view_modes.FaceFrame.header`), which the
+      page copies into the material's uniforms.
+    - ``frame_texture`` (None): the texture the page shows the newest drawn update's frame in.
+    - ``keep_frames`` (False): whether the page keeps its camera's frames for the view.
     - ``gpu_decode`` ("", set by the page): ``"ok"`` or why the page cannot decode on its GPU.
     - ``note`` (""): a line shown where the widget is displayed (hidden when empty): the app says
       there why it starts with its settings.
@@ -99,10 +118,13 @@ class PageLink(anywidget.AnyWidget):
     - ``rtt_ms`` (NaN, read-only): the round trip to the page, ms, as of the last measurement.
     """
 
-    _esm = STATIC / "page_link.js"
+    _esm = "".join((STATIC / name).read_text(encoding="utf-8") for name in ("frame_store.js", "page_link.js"))
     _css = STATIC / "face3d.css"
 
     materials = traitlets.List(traitlets.Instance(three.ShaderMaterial)).tag(sync=True, **widget_serialization)
+    headers = traitlets.List(traitlets.List()).tag(sync=True, **widget_serialization)
+    frame_texture = traitlets.Instance(three.Texture, allow_none=True).tag(sync=True, **widget_serialization)
+    keep_frames = traitlets.Bool(False).tag(sync=True)
     gpu_decode = traitlets.Unicode("").tag(sync=True)
     note = traitlets.Unicode("").tag(sync=True)
     message = traitlets.Unicode("").tag(sync=True)
@@ -140,6 +162,10 @@ class PageLink(anywidget.AnyWidget):
             if not self._queue:
                 self._queue.extend(int(n) for n in sizes)
             self._send_next()
+
+    def send_frame(self, name: str, jpeg: bytes) -> None:
+        """Give the page the frame ``name`` (``"0:n"``), a JPEG, for the updates that name it (any thread)."""
+        self.send({"type": "frame", "name": name}, buffers=[jpeg])
 
     @property
     def software(self) -> bool:

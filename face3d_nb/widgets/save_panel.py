@@ -1,9 +1,12 @@
-"""The app's save buttons: the current mesh as .obj or .ply, a picture of the 3D view, a recording.
+"""The app's save buttons: the current mesh as .obj or .ply, the face's UV texture, a picture of the 3D
+view, a recording.
 
 Everything is delivered to the browser as a download (:class:`~face3d_nb.widgets.download.Downloader`),
 since the kernel may run on another machine. Meshes are the faces of the newest result shown, at
 its detail level, in the processed frame's pixels (y up), each vertex coloured by the camera pixel
-under it. A recording (:class:`~face3d_nb.live.recording.Recorder`) is written to a temporary file on
+under it. The UV texture is the first of those faces' (the one with the lowest track id), unwrapped
+from the camera frame into the model's UV layout (:func:`~face3d_nb.core.uv_texture.uv_texture`), as
+a 512x512 PNG. A recording (:class:`~face3d_nb.live.recording.Recorder`) is written to a temporary file on
 the kernel's machine while it runs and downloaded when stopped; the last one stays there, at
 ``recording_path``, until the panel is closed. A recording still running when the panel closes (the
 app closed, the kernel shutting down) cannot be downloaded any more: it is moved to ``keep_dir``
@@ -20,15 +23,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import ipywidgets as widgets
 import numpy as np
 
 from ..core.export import MESH_FORMATS, mesh_bytes, vertex_colors
+from ..core.uv_texture import uv_texture
 from ..live.events import FrameResult
 from ..live.recording import Recorder
 from .download import Downloader
 
-__all__ = ["SavePanel", "result_mesh_file"]
+__all__ = ["SavePanel", "result_mesh_file", "result_uv_texture"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +46,19 @@ def result_mesh_file(result: FrameResult, triangles: np.ndarray, fmt: str) -> by
     return mesh_bytes(fmt, meshes, triangles, result.frame_shape[0], colors)
 
 
+def result_uv_texture(result: FrameResult, triangles: np.ndarray, uv: np.ndarray, size: int = 512) -> bytes:
+    """PNG (size x size) of the first face of ``result`` with vertices, unwrapped from ``result.frame``;
+    ``triangles`` (T, 3) and ``uv`` (K, 2) are its detail level's. ``ValueError`` when the result has
+    no such face or no frame."""
+    face = next((f for f in result.faces if f.vertices is not None), None)
+    if face is None or result.frame is None:
+        raise ValueError("no face" if face is None else "no camera frame")
+    ok, png = cv2.imencode(".png", uv_texture(result.frame, face.vertices, triangles, uv, size))
+    if not ok:
+        raise ValueError("the texture could not be encoded as PNG")
+    return png.tobytes()
+
+
 def _stamp() -> str:
     return time.strftime("%Y%m%d-%H%M%S")
 
@@ -51,22 +69,28 @@ class SavePanel(widgets.VBox):
     ``renderer``: the pythreejs ``Renderer`` the screenshot is taken of; ``latest()``: the newest
     :class:`~face3d_nb.live.events.FrameResult` shown, or None; ``triangles(detail)``: (T, 3)
     triangles of a detail level; ``subscribe(callback)``: subscribes to the engine and returns the
-    unsubscriber (``Engine.subscribe``); ``header``: extra fields for recordings' header line;
+    unsubscriber (``Engine.subscribe``); ``uv(detail)``: (K, 2) UV layout of a detail level's vertices
+    (:func:`~face3d_nb.models.uv_layout.uv_layout` indexed with the level's vertices; it may download
+    the layout, so it runs off the main thread), or None for no UV texture button; ``header``: extra
+    fields for recordings' header line;
     ``keep_dir``: where a recording still running at :meth:`close` is kept (relative paths are taken
     from the working directory at that moment, the notebook's folder in Jupyter and Voila).
 
-    Attributes: ``downloader``; ``buttons`` by name (``obj``, ``ply``, ``screenshot``, ``record``);
+    Attributes: ``downloader``; ``buttons`` by name (``obj``, ``ply``, ``uv`` when ``uv`` is given,
+    ``screenshot``, ``record``);
     ``recording_path``: the last recording's file on the kernel's machine, or None.
     """
 
     def __init__(self, renderer: widgets.Widget, latest: Callable[[], FrameResult | None],
                  triangles: Callable[[str], np.ndarray], subscribe: Callable[[Callable], Callable[[], None]],
-                 header: dict | None = None, keep_dir: str | Path = "face3d-recordings", **kwargs):
+                 header: dict | None = None, keep_dir: str | Path = "face3d-recordings",
+                 uv: Callable[[str], np.ndarray] | None = None, **kwargs):
         super().__init__(**kwargs)
         self.add_class("face3d-save")
         self.downloader = Downloader(target=renderer)
         self._latest = latest
         self._triangles = triangles
+        self._uv = uv
         self._subscribe = subscribe
         self._header = header or {}
         self._recorder: Recorder | None = None
@@ -82,6 +106,9 @@ class SavePanel(widgets.VBox):
                                 tooltip=f"download the current mesh as .{fmt} with colours from the camera")
             for fmt in MESH_FORMATS
         }
+        if uv is not None:
+            self.buttons["uv"] = widgets.Button(description="Save UV texture",
+                                                tooltip="download the face's texture in the model's UV layout (PNG)")
         self.buttons["screenshot"] = widgets.Button(description="Screenshot",
                                                     tooltip="download a PNG of the 3D view")
         self.buttons["record"] = widgets.ToggleButton(description="Record",
@@ -90,6 +117,8 @@ class SavePanel(widgets.VBox):
             button.add_class(f"face3d-save-{name}")
         for fmt in MESH_FORMATS:
             self.buttons[fmt].on_click(lambda _button, f=fmt: self._in_background(self.save_mesh, f))
+        if uv is not None:
+            self.buttons["uv"].on_click(lambda _button: self._in_background(self.save_uv_texture))
         self.buttons["screenshot"].on_click(lambda _button: self.downloader.screenshot(f"face3d-{_stamp()}.png"))
         self.buttons["record"].observe(self._on_record, "value")
         self.children = [widgets.HBox(list(self.buttons.values())), self.downloader]
@@ -102,6 +131,18 @@ class SavePanel(widgets.VBox):
             return
         data = result_mesh_file(result, self._triangles(result.detail), fmt)
         self.downloader.deliver(f"face3d-{_stamp()}.{fmt}", data, MESH_FORMATS[fmt])
+
+    def save_uv_texture(self) -> None:
+        """Download the UV texture of the first face shown, as PNG."""
+        result = self._latest()
+        if result is None or not any(f.vertices is not None for f in result.faces):
+            self.downloader.message = "no face to save yet"
+            return
+        if result.frame is None:
+            self.downloader.message = "no camera frame to take the texture from (the engine keeps none)"
+            return
+        data = result_uv_texture(result, self._triangles(result.detail), self._uv(result.detail))
+        self.downloader.deliver(f"face3d-uv-{_stamp()}.png", data, "image/png")
 
     def _in_background(self, work: Callable, *args) -> None:
         # Writing a full-detail .obj takes a good part of a second: not on the kernel's main

@@ -1,5 +1,7 @@
 """The 3D view's stage: the pythreejs scene, its three lights, the view camera with orbit controls,
-the renderer and the shared flat-shaded material the position transport draws with.
+the renderer and the shared flat-shaded material the position transport draws with; for drawing
+over the camera frame, an orthographic camera on the frame's pixel space and the frame itself on a
+quad behind the faces; the head-pose cubes.
 
 Flat shading: the GPU transport has no vertex normals, and both transports look the same.
 """
@@ -8,13 +10,22 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pythreejs as three
+
+from ..view.view_modes import BOX_EDGES, frame_extent
 
 __all__ = ["Stage"]
 
 # Camera distance and field of view for a fitted face (one view unit across) to fill ~3/4 of the view.
 _CAMERA_POSITION = (0.0, 0.0, 2.2)
 _FOV = 35.0
+# The orthographic camera looks down -z from here; the frame quad lies far behind every face.
+_IMAGE_CAMERA_Z, _FRAME_Z = 10.0, -50.0
+# A 1x1 black PNG: the frame texture's picture until the page puts a camera frame in it.
+_BLANK = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
+          "YPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==")
+_BOX_COLOR = "#3cdc64"
 
 
 def _power(intensity: float) -> float:
@@ -39,6 +50,11 @@ class Stage:
     perspective camera, ``orbit`` its orbit controls; ``scene``; ``renderer`` (``width`` x
     ``height`` CSS pixels, class ``face3d-viewer``). Face meshes are added to the scene after the
     lights and the camera.
+
+    Over the frame (:meth:`use_frame`): ``image_camera`` (orthographic, no orbiting) spans the frame
+    fitted by :meth:`fit_frame`; ``frame_quad`` shows ``frame_texture``, whose picture the page sets to
+    the frame the faces came from (``static/frame_store.js``; rows top first, so ``flipY`` is off).
+    ``pose_lines`` draws the head-pose cubes (:meth:`show_boxes`).
     """
 
     def __init__(self, color: str, wireframe: bool, ambient: float, key: float, point: float,
@@ -60,6 +76,27 @@ class Stage:
         self.renderer = three.Renderer(scene=self.scene, camera=self.view_camera, controls=[self.orbit],
                                        width=width, height=height)
         self.renderer.add_class("face3d-viewer")
+        self.width, self.height = width, height
+        self.frame_size = (0, 0)
+        self.image_camera = three.OrthographicCamera(-0.5, 0.5, 0.5, -0.5, 0.1, 100.0,
+                                                     position=(0.0, 0.0, _IMAGE_CAMERA_Z))
+        # Linear filters, no mipmaps and clamped edges: three.js leaves a frame of any size as it is.
+        self.frame_texture = three.ImageTexture(imageUri=_BLANK, flipY=False, minFilter="LinearFilter",
+                                                magFilter="LinearFilter", generateMipmaps=False,
+                                                wrapS="ClampToEdgeWrapping", wrapT="ClampToEdgeWrapping")
+        self._quad_position = three.BufferAttribute(np.zeros((4, 3), np.float32), normalized=False)
+        self._quad_geometry = three.BufferGeometry(attributes={
+            "position": self._quad_position,
+            "uv": three.BufferAttribute(np.array([[0, 0], [1, 0], [0, 1], [1, 1]], np.float32), normalized=False)},
+            index=three.BufferAttribute(np.array([0, 2, 1, 1, 2, 3], np.uint32), normalized=False))
+        self._quad_material = three.MeshBasicMaterial(map=self.frame_texture, depthWrite=False)
+        self.frame_quad = three.Mesh(self._quad_geometry, self._quad_material, visible=False, frustumCulled=False)
+        self._box_position = three.BufferAttribute(np.zeros((2, 3), np.float32), normalized=False)
+        self._box_geometry = three.BufferGeometry(attributes={"position": self._box_position})
+        self._box_material = three.LineBasicMaterial(color=_BOX_COLOR, linewidth=2)
+        self.pose_lines = three.LineSegments(self._box_geometry, self._box_material, visible=False,
+                                             frustumCulled=False)
+        self.scene.children = (*self.scene.children, self.frame_quad, self.pose_lines)
 
     def set_intensity(self, light: str, intensity: float) -> None:
         """Set the ``"ambient"``, ``"key"`` or ``"point"`` light's intensity."""
@@ -69,8 +106,47 @@ class Stage:
             target.power = _power(intensity)
 
     def resize(self, width: int, height: int) -> None:
-        self.renderer.width, self.renderer.height = width, height
+        self.width, self.height = width, height
         self.view_camera.aspect = width / height
+        self._fit_renderer()
+
+    def use_frame(self, over: bool) -> None:
+        """Draw over the camera frame in its pixel space (True), or in the free-orbit 3D view."""
+        self.frame_quad.visible = over
+        self.renderer.camera = self.image_camera if over else self.view_camera
+        self.renderer.controls = [] if over else [self.orbit]
+        self._fit_renderer()
+
+    def fit_frame(self, height: int, width: int) -> None:
+        """Span the orthographic camera and the frame quad over a ``height`` x ``width`` frame
+        (:func:`~face3d_nb.view.view_modes.frame_transform` places faces on it)."""
+        if (width, height) == self.frame_size:
+            return
+        self.frame_size = (width, height)
+        right, top = frame_extent(height, width)
+        cam = self.image_camera
+        cam.left, cam.right, cam.top, cam.bottom = -right, right, top, -top
+        self._quad_position.array = np.array([[-right, top, _FRAME_Z], [right, top, _FRAME_Z],
+                                              [-right, -top, _FRAME_Z], [right, -top, _FRAME_Z]], np.float32)
+        self._fit_renderer()
+
+    def _fit_renderer(self) -> None:
+        # Over the frame the view keeps its width and takes the frame's shape: one frame pixel per
+        # view pixel when the widths match.
+        width, height = self.frame_size
+        over = self.renderer.camera is self.image_camera and width > 0
+        self.renderer.width = self.width
+        self.renderer.height = max(1, round(self.width * height / width)) if over else self.height
+
+    def set_opacity(self, opacity: float) -> None:
+        self.material.opacity = opacity
+        self.material.transparent = opacity < 1
+
+    def show_boxes(self, corners: list[np.ndarray]) -> None:
+        """Draw a head-pose cube for each of ``corners`` ((8, 3) view positions each; none: hide)."""
+        if corners:
+            self._box_position.array = np.concatenate([c[BOX_EDGES].reshape(-1, 3) for c in corners])
+        self.pose_lines.visible = bool(corners)
 
     def reset_view(self) -> None:
         """Put the camera back where it started (undo orbiting, panning and zooming)."""
@@ -84,5 +160,7 @@ class Stage:
 
     def close(self) -> None:
         for widget in (self.renderer, self.orbit, self.scene, self.view_camera, self.point_light, self.key_light,
-                       self.ambient, self.material):
+                       self.ambient, self.material, self.image_camera, self.frame_quad, self._quad_geometry,
+                       self._quad_position, self._quad_material, self.frame_texture, self.pose_lines,
+                       self._box_geometry, self._box_position, self._box_material):
             widget.close()

@@ -21,10 +21,11 @@ import pythreejs as three
 
 from ..core.detail import DetailLevels
 from ..live.events import TrackedFace
-from ..view.view_transform import ViewTransform, view_index
+from ..view.view_modes import FaceFrame, Look, pncc_colors
+from ..view.view_transform import view_index
 from .stage import Stage
 
-__all__ = ["Applied", "FaceMesh", "Flight", "LevelIndices", "MeshTransport"]
+__all__ = ["Applied", "FaceMesh", "Flight", "LevelAttributes", "MeshTransport"]
 
 #: ``on_applied(seq)``: the page has applied update ``seq`` (kernel main thread).
 Applied = Callable[[float], None]
@@ -45,15 +46,17 @@ class Flight:
 class FaceMesh:
     """One face's mesh in the view and its flight state, guarded by the pool's lock.
 
-    ``mesh`` the ``three.Mesh`` (None until built); ``detail`` its level; ``track_id`` the face
+    ``mesh`` the ``three.Mesh`` or ``three.Points`` (None until built); ``detail`` its level and
+    ``look`` how it is drawn (:class:`~face3d_nb.view.view_modes.Look`); ``track_id`` the face
     shown (None: free); ``pending`` the update waiting to be sent, (payload, captured_at);
     ``last`` the payload last sent with its ``last_captured_at``; ``flights`` the updates in
     flight, oldest first, at most the transport's ``window``; ``seq`` the newest update's.
     """
 
     def __init__(self):
-        self.mesh: three.Mesh | None = None
+        self.mesh: three.Object3D | None = None
         self.detail = ""
+        self.look = Look()
         self.track_id: int | None = None
         self.pending: tuple[object, float] | None = None
         self.last: object = None
@@ -72,33 +75,43 @@ class FaceMesh:
         return done
 
 
-class LevelIndices:
-    """The view's triangle index attribute per detail level, built on first use and shared by the
-    transports (the page loads each once). Any thread."""
+class LevelAttributes:
+    """The attributes every face mesh of a detail level shares, built on first use and shared by the
+    transports (the page loads each once): the view's triangle ``index`` and the ``pncc`` colours of
+    the position transport's PNCC view. Any thread."""
 
     def __init__(self, levels: DetailLevels):
         self._levels = levels
         self._lock = threading.Lock()
-        self._indices: dict[str, three.BufferAttribute] = {}
+        self._attributes: dict[tuple[str, str], three.BufferAttribute] = {}
 
-    def __call__(self, detail: str) -> three.BufferAttribute:
+    def index(self, detail: str) -> three.BufferAttribute:
+        """The level's (T*3,) uint32 triangle index, wound for the view."""
+        return self._get("index", detail)
+
+    def pncc(self, detail: str) -> three.BufferAttribute:
+        """The level's (K, 3) float32 PNCC colours (:func:`~face3d_nb.view.view_modes.pncc_colors`)."""
+        return self._get("pncc", detail)
+
+    def _get(self, name: str, detail: str) -> three.BufferAttribute:
         with self._lock:
-            if detail not in self._indices:
-                level = self._levels.detail(detail)
-                self._indices[detail] = three.BufferAttribute(view_index(level.triangles, len(level.vertices)),
-                                                              normalized=False)
-            return self._indices[detail]
+            if (name, detail) not in self._attributes:
+                model = self._levels.model(detail)
+                array = (view_index(model.triangles, model.n_vertices) if name == "index"
+                         else pncc_colors(model.mean))
+                self._attributes[name, detail] = three.BufferAttribute(array, normalized=False)
+            return self._attributes[name, detail]
 
     def close(self) -> None:
-        for index in self._indices.values():
-            index.close()
+        for attribute in self._attributes.values():
+            attribute.close()
 
 
 class MeshTransport(ABC):
     """How a face's mesh updates travel: what an update carries, the widgets that show it, how it
     is sent and how many may be unacknowledged at once.
 
-    ``levels`` the model's detail levels; ``indices`` the shared triangle indices; ``stage`` the
+    ``levels`` the model's detail levels; ``shared`` the attributes meshes share; ``stage`` the
     scene whose material and lights the meshes are drawn with; ``on_applied(seq)`` is called when
     the page has applied update ``seq``. Methods other than :meth:`payload` and :meth:`prepare`
     run under the pool's lock.
@@ -109,28 +122,28 @@ class MeshTransport(ABC):
     #: Updates allowed in flight per face mesh.
     window: ClassVar[int]
 
-    def __init__(self, levels: DetailLevels, indices: LevelIndices, stage: Stage, on_applied: Applied):
+    def __init__(self, levels: DetailLevels, shared: LevelAttributes, stage: Stage, on_applied: Applied):
         self.levels = levels
-        self.indices = indices
+        self.shared = shared
         self.stage = stage
         self.on_applied = on_applied
 
     def prepare(self, detail: str) -> None:
         """Build what every face at ``detail`` shares, so the page can load it ahead of need."""
-        self.indices(detail)
+        self.shared.index(detail)
 
     @abstractmethod
-    def payload(self, face: TrackedFace, transform: ViewTransform, detail: str) -> object | None:
-        """What one update of ``face`` at ``detail`` carries, placed by ``transform``; None when
-        this transport cannot show the face (any thread)."""
+    def payload(self, face: TrackedFace, frame: FaceFrame, detail: str, look: Look) -> object | None:
+        """What one update of ``face`` at ``detail`` carries, drawn as ``look``, placed by
+        ``frame.transform``; None when this transport cannot show the face (any thread)."""
 
     @abstractmethod
     def new_mesh(self) -> FaceMesh:
         """An empty face mesh of this transport, built by :meth:`build`."""
 
     @abstractmethod
-    def build(self, mesh: FaceMesh, detail: str, payload: object, seq: float) -> int:
-        """(Re)create ``mesh``'s widgets at ``detail``, created with ``payload`` as update ``seq``
+    def build(self, mesh: FaceMesh, detail: str, look: Look, payload: object, seq: float) -> int:
+        """(Re)create ``mesh``'s widgets at ``detail`` drawn as ``look``, created with ``payload`` as update ``seq``
         (an update sent separately could reach the page before the mesh listens to it). Returns
         the update's size for the round-trip measurement."""
 
@@ -140,8 +153,8 @@ class MeshTransport(ABC):
         when nothing was sent (so no acknowledgement will come)."""
 
     def restyle(self, mesh: FaceMesh) -> bool:
-        """Follow a change of the stage's colour, lights or wireframe: True when ``mesh``'s last
-        update must be sent again to show it."""
+        """Follow a change of the stage's colour, lights, opacity or wireframe: True when ``mesh``'s
+        last update must be sent again to show it."""
         return False
 
     @abstractmethod

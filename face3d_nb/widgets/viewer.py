@@ -15,6 +15,13 @@ each face's landmark frame, :mod:`~face3d_nb.view.view_transform`):
 ``transport`` "auto" times the page (:class:`~face3d_nb.widgets.page_link.PageLink`) and picks
 (:func:`~face3d_nb.view.transport_choice.choose_transport`); a page that cannot decode on its GPU
 gets positions.
+
+What is drawn (``view``, ``over_frame``: :mod:`~face3d_nb.view.view_modes`): the shaded mesh, or the
+mesh coloured by the camera frame, depth or PNCC, or its vertices as points, in the free-orbit 3D
+view or over the frame in its pixel space. The frame drawn with an update is always the one its
+parameters came from: every update names its frame (:class:`~face3d_nb.view.view_modes.FaceFrame`),
+and the page keeps its camera's last frames by name; a frame the page does not have (a notebook
+showing results of images or files) is sent to it by the kernel first (:meth:`PageLink.send_frame`).
 """
 
 from __future__ import annotations
@@ -23,18 +30,21 @@ import logging
 import math
 import time
 
+import cv2
+import numpy as np
 import traitlets
 
 from ..core.detail import DetailLevels
 from ..live.events import FrameResult
 from ..view.transport_choice import TRANSPORTS, choose_transport
+from ..view.view_modes import VIEWS, FaceFrame, Look, depth_range, frame_transform, pose_box
 from ..view.view_transform import fit_faces
 from .coefficient_transport import CoefficientTransport
 from .mesh_pool import MeshPool, MeshStats
 from .page_link import ACK_TIMEOUT, PageLink
 from .position_transport import PositionTransport
 from .stage import Stage, key_position
-from .transport import LevelIndices, MeshTransport
+from .transport import LevelAttributes, MeshTransport
 
 __all__ = ["FaceViewer", "MeshStats"]
 
@@ -43,6 +53,8 @@ log = logging.getLogger(__name__)
 # How often "auto" reconsiders the transport, and measures the link again, while frames arrive (s).
 _CHOOSE_INTERVAL, _MEASURE_INTERVAL = 1.0, 20.0
 _REMEASURE_PINGS = (0, 0, 65_536)
+# Frames the kernel sends the page (when it has none of its own): good enough to look at, and small.
+_FRAME_QUALITY = 90
 
 
 class FaceViewer(traitlets.HasTraits):
@@ -70,6 +82,13 @@ class FaceViewer(traitlets.HasTraits):
     - ``transport_message`` ("", read-only): why the transport is not what was asked for, if so.
     - ``color`` ("#d9a88f"): mesh colour, ``#rrggbb``.
     - ``wireframe`` (False): draw triangle edges only.
+    - ``view`` ("shaded"): what is drawn of each face, one of
+      :data:`~face3d_nb.view.view_modes.VIEWS`: ``shaded`` mesh, ``texture`` (coloured by the camera
+      frame), ``depth``, ``pncc`` or ``points`` (the dense vertices).
+    - ``over_frame`` (False): draw over the camera frame the faces came from, in its pixel space (an
+      orthographic camera, no orbiting; the view takes the frame's shape), instead of in 3D.
+    - ``opacity`` (1.0): the faces' opacity, 0..1 (see the frame through them).
+    - ``pose_box`` (False): draw a head-pose cube on each face.
     - ``ambient_intensity`` (0.25): ambient light, lights every side evenly.
     - ``key_intensity`` (0.55): directional key light, fixed in the scene.
     - ``point_intensity`` (0.25): point light riding on the camera (a head lamp for orbiting).
@@ -86,6 +105,10 @@ class FaceViewer(traitlets.HasTraits):
     transport_message = traitlets.Unicode("", read_only=True)
     color = traitlets.Unicode("#d9a88f")
     wireframe = traitlets.Bool(False)
+    view = traitlets.Enum(VIEWS, "shaded")
+    over_frame = traitlets.Bool(False)
+    opacity = traitlets.Float(1.0)
+    pose_box = traitlets.Bool(False)
     ambient_intensity = traitlets.Float(0.25)
     key_intensity = traitlets.Float(0.55)
     point_intensity = traitlets.Float(0.25)
@@ -105,6 +128,8 @@ class FaceViewer(traitlets.HasTraits):
         self.levels = levels
         self.max_faces = max_faces
         self._detail = "full"
+        self._look = Look()
+        self._sent_frames = 0
         self._chosen_at = self._measured_at = -math.inf
 
         self.stage = stage = Stage(self.color, self.wireframe, self.ambient_intensity, self.key_intensity,
@@ -115,11 +140,12 @@ class FaceViewer(traitlets.HasTraits):
         self.view_camera, self.orbit = stage.view_camera, stage.orbit
         self.link = PageLink()
         self._pool = MeshPool(stage, max_faces, lambda: self.ack_timeout, self.link.round_trips)
-        self._indices = LevelIndices(levels)
+        self._shared = LevelAttributes(levels)
         self._transports: dict[str, MeshTransport] = {
-            "positions": PositionTransport(levels, self._indices, stage, self._pool.applied),
-            "coefficients": CoefficientTransport(levels, self._indices, stage, self._pool.applied, self.link),
+            "positions": PositionTransport(levels, self._shared, stage, self._pool.applied, self.link),
+            "coefficients": CoefficientTransport(levels, self._shared, stage, self._pool.applied, self.link),
         }
+        self.link.frame_texture = stage.frame_texture
         self._pool.use(self._transports["positions"])
         self.link.observe(self._page_answered, ["gpu_decode", "pages"])
         self.link.on_applied(self._pool.applied)
@@ -143,6 +169,12 @@ class FaceViewer(traitlets.HasTraits):
             raise traitlets.TraitError(f"light_elevation must be within -90..90 degrees, got {proposal['value']}")
         return proposal["value"]
 
+    @traitlets.validate("opacity")
+    def _check_opacity(self, proposal):
+        if not 0.0 <= proposal["value"] <= 1.0:
+            raise traitlets.TraitError(f"opacity must be within 0..1, got {proposal['value']}")
+        return proposal["value"]
+
     @traitlets.validate("ambient_intensity", "key_intensity", "point_intensity")
     def _check_intensity(self, proposal):
         if not (math.isfinite(proposal["value"]) and proposal["value"] >= 0):
@@ -164,6 +196,24 @@ class FaceViewer(traitlets.HasTraits):
         self.key_light.position = key_position(self.light_azimuth, self.light_elevation)
         self._pool.restyle()
 
+    @traitlets.observe("opacity")
+    def _opacity_changed(self, change):
+        self.stage.set_opacity(change["new"])
+        self._pool.restyle()
+
+    @traitlets.observe("view", "over_frame")
+    def _look_changed(self, _change):
+        # The meshes are built afresh for the new look by the next update.
+        self._look = look = Look(self.view, self.over_frame)
+        self.stage.use_frame(look.over_frame)
+        self.link.keep_frames = not look.plain
+        self._pool.use(self._pool.transport, look)
+
+    @traitlets.observe("pose_box")
+    def _pose_box_changed(self, change):
+        if not change["new"]:
+            self.stage.show_boxes([])
+
     @traitlets.observe("width", "height")
     def _size_changed(self, _change):
         self.stage.resize(self.width, self.height)
@@ -173,20 +223,43 @@ class FaceViewer(traitlets.HasTraits):
         self.stage.reset_view()
 
     # -- meshes ----------------------------------------------------------------------------
-    def show(self, result: FrameResult) -> None:
+    def show(self, result: FrameResult, frame_name: str = "") -> None:
         """Show the faces of ``result`` (any thread): each tracked face's mesh is updated, faces no
         longer tracked are hidden. Faces the transport cannot show (positions without vertices:
-        engine ``dense`` off) are skipped."""
+        engine ``dense`` off) are skipped. ``frame_name``: the name of ``result``'s frame in the page
+        (``"tag:seq"``, the camera's: :meth:`~face3d_nb.widgets.camera.FrameGrabber.frame_name`); without
+        one, a look that draws the frame gets ``result.frame`` sent to the page, if it has one."""
+        look = self._look
         self._detail = result.detail
         self._choose_periodically()
         transport = self._pool.transport
-        transform = fit_faces([f.face.landmarks for f in result.faces]) if result.faces else None
+        height, width = result.frame_shape
+        if look.over_frame:
+            self.stage.fit_frame(height, width)
+            transform = frame_transform(height, width)
+        else:
+            transform = fit_faces([f.face.landmarks for f in result.faces]) if result.faces else None
+        if not (look.plain or frame_name) and result.frame is not None and result.faces:
+            frame_name = self._send_frame(result.frame)
         updates = []
         for face in result.faces:
-            payload = transport.payload(face, transform, result.detail)
+            frame = FaceFrame(frame_name, (width, height), transform, depth_range(face.face.landmarks))
+            payload = transport.payload(face, frame, result.detail, look)
             if payload is not None:
                 updates.append((face.track_id, payload))
-        self._pool.show(transport, result.detail, updates, result.captured_at)
+        self._pool.show(transport, look, result.detail, updates, result.captured_at)
+        if self.pose_box:
+            model = self.levels.model(result.detail)
+            self.stage.show_boxes([transform.apply(pose_box(model, f.face.params, f.face.roi_box, f.face.landmarks))
+                                   for f in result.faces])
+
+    def _send_frame(self, frame: np.ndarray) -> str:
+        self._sent_frames += 1
+        name = f"0:{self._sent_frames}"
+        ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, _FRAME_QUALITY])
+        if ok:
+            self.link.send_frame(name, jpeg.tobytes())
+        return name
 
     def stats(self) -> MeshStats:
         return self._pool.stats()
@@ -232,7 +305,7 @@ class FaceViewer(traitlets.HasTraits):
         self._pool.close()
         for transport in self._transports.values():
             transport.close()
-        self._indices.close()
+        self._shared.close()
         self.stage.close()
         self.link.close()
 

@@ -11,7 +11,7 @@ import csv
 import pytest
 from pages import PAGE_TIMEOUT_MS, VIEWPORT, requires_browser
 
-from face3d_nb.testing.browser import KernelProbe, Server, wait_until
+from face3d_nb.testing.browser import Server, app_page, wait_until
 
 pytestmark = [pytest.mark.real_assets, requires_browser]
 
@@ -29,47 +29,25 @@ debug:
 """
 
 
-class ConfiguredApp(Server):
-    """`face3d-nb app --config FILE` on a free port."""
-
-    def __init__(self, config, workdir, face3d_home):
-        super().__init__("voila", workdir, face3d_home)
-        self.config = config
-
-    def command(self) -> list[str]:
-        return [*super().command(), "--config", str(self.config)]
-
-
 def test_the_seeds_config_yaml_drives_the_served_app(real_store, browser, tmp_path):
     config = tmp_path / "seed" / "config.yaml"
     config.parent.mkdir()
     config.write_text(SEED_YAML)
-    with ConfiguredApp(config, tmp_path / "server", real_store.home) as server:
-        page = browser.new_page(viewport=VIEWPORT)
-        try:
-            page.goto(f"{server.url}/", timeout=PAGE_TIMEOUT_MS)
-            path = wait_until(lambda: server.connection_files(), 120, message="a kernel")[-1]
-            probe = KernelProbe(path)
-            try:
-                wait_until(lambda: probe.eval("'app' in globals() and app.engine is not None"), 180, 0.5,
-                           "the app in the kernel")
-                assert probe.eval("str(app.settings.source)") == str(config.resolve())
-                assert probe.eval("(app.engine.config.max_fps, app.engine.config.frame_skip, "
-                                  "app.engine.config.provider)") == (15.0, 1, "cpu")
-                assert probe.eval("app.grabber.max_fps") == 15.0
-                # The round trip's own choice arrives and leaves the file's input size alone.
-                wait_until(lambda: probe.eval("app.start_settings is not None"), 180, 0.5, "the page's round trip")
-                assert probe.eval("(app.controls.input_size, app.grabber.width)") == (480, 480)
-                wait_until(lambda: probe.eval("app.performance_log.lines >= 10"), 180, 0.5,
-                           "10 lines in the performance log")
-                log_path = probe.eval("str(app.performance_log.path)")
-                assert log_path.startswith(str(config.parent.resolve()))
-                probe.run("app.close()")
-                assert probe.eval("app.performance_log.closed") is True
-            finally:
-                probe.close()
-        finally:
-            page.close()
+    with (Server("voila", tmp_path / "server", real_store.home, config=config) as server,
+          app_page(browser, server, VIEWPORT, PAGE_TIMEOUT_MS) as (page, probe)):
+        assert probe.eval("str(app.settings.source)") == str(config.resolve())
+        assert probe.eval("(app.engine.config.max_fps, app.engine.config.frame_skip, "
+                          "app.engine.config.provider)") == (15.0, 1, "cpu")
+        assert probe.eval("app.grabber.max_fps") == 15.0
+        # The round trip's own choice arrives and leaves the file's input size alone.
+        wait_until(lambda: probe.eval("app.start_settings is not None"), 180, 0.5, "the page's round trip")
+        assert probe.eval("(app.controls.input_size, app.grabber.width)") == (480, 480)
+        wait_until(lambda: probe.eval("app.performance_log.lines >= 10"), 180, 0.5,
+                   "10 lines in the performance log")
+        log_path = probe.eval("str(app.performance_log.path)")
+        assert log_path.startswith(str(config.parent.resolve()))
+        probe.run("app.close()")
+        assert probe.eval("app.performance_log.closed") is True
     with open(log_path, newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) >= 10

@@ -47,7 +47,7 @@ class Grabber {
     this.inFlight = new Map(); // seq -> time sent (ms)
     this.seq = 0;
     // Every page showing this widget (JupyterLab tabs) gets every ack: each keeps only its own.
-    this.page = Math.random().toString(36).slice(2);
+    this.page = String(1 + Math.floor(Math.random() * 0xfffffe)); // 1..2^24-1: it names frames, "tag:seq"
     this.lastSent = 0;
     this.idleUntil = 0;
     this.lastPreview = -Infinity;
@@ -261,6 +261,7 @@ class Grabber {
     }
     const buffer = await blob.arrayBuffer();
     const seq = ++this.seq;
+    for (const frames of globalThis.face3dFrames || []) frames.offer(`${this.page}:${seq}`, blob); // for the 3D view
     this.lastSent = performance.now();
     this.inFlight.set(seq, this.lastSent);
     this.model.send({ type: "frame", page: this.page, seq, captured_at: frame.at, width, height }, undefined, [buffer]);

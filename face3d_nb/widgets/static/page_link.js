@@ -1,7 +1,9 @@
-// Front end of face3d_nb.widgets.page_link.PageLink. The kernel<->page protocol (messages, windows,
-// the timeout) is the table in face3d_nb/widgets/page_link.py's module docstring.
-// Sections: the GPU probe (what the page can decode), pings, material acknowledgements, the status
-// view. Per-model state lives in initialize()'s closure; the status view needs none of it.
+// Front end of face3d_nb.widgets.page_link.PageLink, part 2 of 2 (frame_store.js, part 1, holds the
+// frames; this file the default export). The kernel<->page protocol (messages, windows, the
+// timeout) is the table in face3d_nb/widgets/page_link.py's module docstring.
+// Sections: the GPU probe (what the page can decode), pings, frames, update watching (material
+// acknowledgements, the frame each update names), the status view. Per-model state lives in
+// initialize()'s closure; the status view needs none of it.
 
 // -- The GPU probe ---------------------------------------------------------------------------------
 
@@ -106,44 +108,103 @@ function answerPings(model) {
   return () => model.off("msg:custom", onMessage);
 }
 
-// -- Material acknowledgements ---------------------------------------------------------------------
+// -- Frames ----------------------------------------------------------------------------------------
 
-// Acknowledge each uniforms update of the watched materials once three.js has it (as pythreejs
-// acknowledges a position array: applied, to be drawn at the next animation frame), and a
-// material's current update when watching starts (it may have arrived before the watch).
-function acknowledge(model, material) {
-  const seq = material.get("uniforms")?.seq?.value;
+function kernelFrames(model, frames) {
+  const onMessage = (msg, buffers) => {
+    if (!msg || msg.type !== "frame" || typeof msg.name !== "string" || !buffers || buffers.length !== 1) return;
+    frames.add(msg.name, new Blob([buffers[0]], { type: "image/jpeg" }));
+  };
+  model.on("msg:custom", onMessage);
+  const registry = (globalThis.face3dFrames ??= new Set());
+  registry.add(frames);
+  const updateQuad = async () => {
+    const ref = model.get("frame_texture");
+    frames.quad = ref ? await modelOf(model, ref) : null;
+  };
+  model.on("change:frame_texture", updateQuad);
+  updateQuad().catch((e) => console.error("face3d: frame texture", e));
+  return () => {
+    model.off("msg:custom", onMessage);
+    model.off("change:frame_texture", updateQuad);
+    registry.delete(frames);
+    frames.close();
+  };
+}
+
+// -- Update watching -------------------------------------------------------------------------------
+
+// Once three.js has a coefficient update (as pythreejs acknowledges a position array: applied, to be
+// drawn at the next animation frame): acknowledge it and show its frame. Also for a material's
+// current update when watching starts (it may have arrived before the watch).
+function coefficientUpdate(model, frames, material) {
+  const uniforms = material.get("uniforms") || {};
+  if (material.obj) frames.show(material.obj, frameName(uniforms.frameName && uniforms.frameName.value));
+  const seq = uniforms.seq?.value;
   if (typeof seq === "number") model.send({ type: "applied", seq });
 }
 
+// A position update with a header (face3d_nb/view/view_modes.py FaceFrame.header): rows of
+// (a, b, far z) after the vertices, copied into the material's uniforms.
+const HEADER_ROWS = 5;
+
+function positionUpdate(frames, attribute, material) {
+  const array = attribute.obj && attribute.obj.array;
+  const uniforms = material.obj && material.obj.uniforms;
+  if (!array || !uniforms || array.length < 3 * HEADER_ROWS) return;
+  const h = array.subarray(array.length - 3 * HEADER_ROWS);
+  uniforms.frameSize.value.set(h[3], h[4]);
+  uniforms.imageCenter.value.set(h[6], h[7], h[9]);
+  uniforms.imageScale.value = h[10];
+  uniforms.depthRange.value.set(h[12], h[13]);
+  frames.show(material.obj, frameName({ x: h[0], y: h[1] }));
+}
+
+// The name of the frame an update names by (tag, seq); "" for none (tag -1).
+function frameName(pair) {
+  return pair && pair.x >= 0 ? `${pair.x}:${pair.y}` : "";
+}
+
 function unwatch(state) {
-  for (const [material, listener] of state.watched) material.off("change:uniforms", listener);
+  for (const [target, event, listener] of state.watched) target.off(event, listener);
   state.watched = [];
 }
 
-async function watchMaterials(model, state) {
-  const mine = ++state.generation;
-  unwatch(state);
-  const refs = model.get("materials") || [];
-  const materials = await Promise.all(
-    refs.map((ref) => model.widget_manager.get_model(String(ref).slice("IPY_MODEL_".length))),
-  );
-  if (mine !== state.generation) return; // a newer list arrived meanwhile
-  state.watched = materials.map((material) => {
-    // A microtask runs once this change has been dispatched, pythreejs's own handler included.
-    const listener = () => queueMicrotask(() => acknowledge(model, material));
-    material.on("change:uniforms", listener);
-    acknowledge(model, material);
-    return [material, listener];
-  });
+// A pythreejs model, once its three.js object exists.
+async function modelOf(model, ref) {
+  const found = await model.widget_manager.get_model(String(ref).slice("IPY_MODEL_".length));
+  await found.initPromise;
+  return found;
 }
 
-function acknowledgeMaterials(model, state) {
-  const update = () => watchMaterials(model, state).catch((e) => console.error("face3d: watching materials", e));
-  model.on("change:materials", update);
+// Listen to every watched update; a microtask runs once the change has been dispatched, pythreejs's
+// own handler (which applies it to the three.js object) included, and before it is drawn.
+async function watchUpdates(model, frames, state) {
+  const mine = ++state.generation;
+  unwatch(state);
+  const materials = await Promise.all((model.get("materials") || []).map((ref) => modelOf(model, ref)));
+  const headers = await Promise.all((model.get("headers") || []).map((pair) => Promise.all(pair.map((ref) => modelOf(model, ref)))));
+  if (mine !== state.generation) return; // a newer list arrived meanwhile
+  const watch = (target, event, update) => {
+    const listener = () => queueMicrotask(update);
+    target.on(event, listener);
+    state.watched.push([target, event, listener]);
+    update();
+  };
+  frames.keep([...materials, ...headers.map((pair) => pair[1])].map((m) => m.obj));
+  for (const material of materials) watch(material, "change:uniforms", () => coefficientUpdate(model, frames, material));
+  for (const [attribute, material] of headers) {
+    watch(attribute, "change:array", () => positionUpdate(frames, attribute, material));
+    watch(material, "change:uniforms", () => positionUpdate(frames, attribute, material));
+  }
+}
+
+function watchAll(model, frames, state) {
+  const update = () => watchUpdates(model, frames, state).catch((e) => console.error("face3d: watching updates", e));
+  model.on("change:materials change:headers", update);
   update();
   return () => {
-    model.off("change:materials", update);
+    model.off("change:materials change:headers", update);
     state.generation += 1;
     unwatch(state);
   };
@@ -153,7 +214,8 @@ function acknowledgeMaterials(model, state) {
 
 function initialize({ model }) {
   const state = { watched: [], generation: 0 };
-  const stops = [answerPings(model), acknowledgeMaterials(model, state)];
+  const frames = new FrameStore(model);
+  const stops = [answerPings(model), kernelFrames(model, frames), watchAll(model, frames, state)];
   const { renderer, support } = inspectGpu();
   model.send({ type: "hello", renderer });
   model.set("gpu_decode", support);

@@ -1,6 +1,9 @@
-// Flat-shaded Blinn-Phong with the viewer's three lights, the same formulas as three.js r97's
-// MeshPhongMaterial with flatShading (so both transports draw the same picture):
-// an ambient light, a directional key light fixed in the scene and a point light in view space.
+// A face's fragment shader for every view (VIEW as in face.vert). Shaded: flat-shaded Blinn-Phong
+// with the viewer's three lights, the same formulas as three.js r97's MeshPhongMaterial with
+// flatShading (so both transports draw the same picture): an ambient light, a directional key light
+// fixed in the scene and a point light in view space. Texture: the camera frame (set by the page:
+// page_link.js) at the vertex's image position, unlit. Depth and PNCC: the vertex shader's colour.
+// Points: the mesh colour. Every view is drawn at the viewer's opacity.
 
 #define RECIPROCAL_PI 0.31830988618
 
@@ -16,7 +19,12 @@ uniform vec3 pointColor;
 uniform float pointIntensity;
 uniform vec3 pointPosition;    // view space (the light rides on the camera)
 
+uniform float opacity;
+uniform sampler2D frame;
+
 varying vec3 vViewPosition;
+varying vec3 vColor;
+varying vec2 vUv;
 
 vec3 blinnPhong(vec3 toLight, vec3 lightColor, vec3 normal, vec3 viewDir) {
   float dotNL = clamp(dot(normal, toLight), 0.0, 1.0);
@@ -31,6 +39,7 @@ vec3 blinnPhong(vec3 toLight, vec3 lightColor, vec3 normal, vec3 viewDir) {
 }
 
 void main() {
+#if VIEW == 0
   // Flat normals from screen-space derivatives: the page never has per-vertex normals.
   vec3 normal = normalize(cross(dFdx(vViewPosition), dFdy(vViewPosition)));
   vec3 viewDir = normalize(vViewPosition);
@@ -38,5 +47,12 @@ void main() {
   vec3 color = ambientColor * ambientIntensity * diffuse;
   color += blinnPhong(key, keyColor * keyIntensity, normal, viewDir);
   color += blinnPhong(normalize(pointPosition + vViewPosition), pointColor * pointIntensity, normal, viewDir);
-  gl_FragColor = vec4(color, 1.0);
+#elif VIEW == 1
+  vec3 color = texture2D(frame, vUv).rgb;
+#elif VIEW == 4
+  vec3 color = diffuse;
+#else
+  vec3 color = vColor;
+#endif
+  gl_FragColor = vec4(color, opacity);
 }
