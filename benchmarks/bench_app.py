@@ -57,6 +57,7 @@ from face3d_nb.testing.browser import (
     Server,
     chromium_missing,
     launch_chromium,
+    probe_for,
     wait_until,
     write_y4m,
 )
@@ -162,8 +163,7 @@ def run_case(case: str, server: Server, playwright, camera: Path, seconds: float
     try:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(f"{server.url}/", timeout=240_000)
-        path = wait_until(server.connection_files, 120, message="the page's kernel")[-1]
-        probe = KernelProbe(path)
+        probe = probe_for(server)
         try:
             if case == "ImageRecorder":
                 # The first snapshot is requested once the page (and its recorder) is there.

@@ -38,7 +38,8 @@ from onnx import numpy_helper
 
 from face3d_nb.core.detector import FaceDetector
 from face3d_nb.core.pipeline import Reconstructor
-from face3d_nb.core.regressor import INPUT_SIZE, crop, roi_box_from_bbox
+from face3d_nb.core.regressor import crops as crops_of
+from face3d_nb.core.regressor import roi_boxes_from_bboxes
 from face3d_nb.core.runtime import create_session
 from face3d_nb.core.track_match import iou
 from face3d_nb.testing import quantize
@@ -96,12 +97,12 @@ def regressor_report(rec: Reconstructor, path: Path, float_path: Path, items: di
                      threads: int, rounds: int) -> quantize.Verdict:
     std = next(numpy_helper.to_array(i) for i in onnx.load(str(float_path)).graph.initializer
                if i.name.startswith("param_std"))
-    crops, rois = [], []
+    batches, rois = [], []
     for image in items.values():
-        for box in rec.detector(image):
-            rois.append(roi_box_from_bbox(box))
-            crops.append(cv2.resize(crop(image, rois[-1]), (INPUT_SIZE, INPUT_SIZE)))
-    crops = np.stack(crops)
+        boxes = roi_boxes_from_bboxes(rec.detector(image))
+        rois += list(boxes)
+        batches.append(crops_of(image, boxes))
+    crops = np.concatenate(batches)
     float_session = create_session(float_path, threads=threads)
     int8_session = create_session(path, threads=threads)
     want = float_session.run(None, {"input": crops})[0]
@@ -143,9 +144,8 @@ def main() -> None:
         verdicts["detector recipe"] = detector_report("recipe", recipe, paths.detector, items, args.threads,
                                                       args.rounds)
         rec = Reconstructor(paths, threads=args.threads)
-        crops = [cv2.resize(crop(img, roi_box_from_bbox(b)), (INPUT_SIZE, INPUT_SIZE))
-                 for img in calibration for b in rec.detector(img)]
-        regressor = quantize.quantize_regressor(paths.regressor, Path(work) / "regressor.onnx", np.stack(crops))
+        crops = [crops_of(img, roi_boxes_from_bboxes(rec.detector(img))) for img in calibration]
+        regressor = quantize.quantize_regressor(paths.regressor, Path(work) / "regressor.onnx", np.concatenate(crops))
         verdicts["regressor recipe"] = regressor_report(rec, regressor, paths.regressor, items, args.threads,
                                                         args.rounds)
     print("\nverdicts (face3d_nb.testing.quantize: >= "

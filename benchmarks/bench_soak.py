@@ -33,7 +33,7 @@ from pathlib import Path
 import psutil
 from common import VIDEO, kernel_processes, model_home
 
-from face3d_nb.testing.browser import KernelProbe, Server, chromium_missing, launch_chromium, wait_until, write_y4m
+from face3d_nb.testing.browser import Server, chromium_missing, launch_chromium, probe_for, wait_until, write_y4m
 
 log = logging.getLogger("bench_soak")
 MB = 2**20
@@ -120,7 +120,7 @@ def soak(args, server: SoakServer, camera: Path) -> list[Sample]:
                     and page_errors.append(msg.text))
             page.on("requestfailed", lambda request: failed.append(request.url))
             page.goto(f"{server.url}/", timeout=240_000)
-            probe = KernelProbe(wait_until(server.connection_files, 120, message="the page's kernel")[-1])
+            probe = probe_for(server)
             try:
                 wait_until(lambda: probe.eval("app.viewer.stats().applied") > 0, 240, 1.0, "the first mesh update")
                 samples, baseline_sites = [], None

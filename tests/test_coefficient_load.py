@@ -18,10 +18,9 @@ import pytest
 from ipywidgets import Widget
 
 from face3d_nb.core.detail import DetailLevels
-from face3d_nb.core.morphable import pose_from_params
-from face3d_nb.core.pipeline import Face
-from face3d_nb.live.events import FrameResult, TrackedFace
+from face3d_nb.live.events import FrameResult
 from face3d_nb.testing.basis import with_synthetic_basis
+from face3d_nb.testing.results import posed_face, result_of
 from face3d_nb.widgets.viewer import FaceViewer
 
 
@@ -60,11 +59,8 @@ def _frame(levels: DetailLevels) -> FrameResult:
     model = levels.model("full")
     params = np.zeros(62, np.float32)
     params[[0, 5, 10]], params[11] = 1e-3, 100.0
-    roi = np.array([0.0, 0.0, 120.0, 120.0])
-    face = Face(box=np.array([*roi, 1.0], np.float32), roi_box=roi, params=params, pose=pose_from_params(params),
-                landmarks=model.landmarks_3d(params, roi))
-    return FrameResult(seq=0, captured_at=0.0, frame_shape=(120, 120), faces=(TrackedFace(1, face, None),),
-                       timings={}, detected=True, frame=None)
+    return result_of([posed_face(model, params, [0.0, 0.0, 120.0, 120.0], vertices=False)], (120, 120),
+                     captured_at=0.0)
 
 
 def _page_asks_for_every_state(monkeypatch) -> None:

@@ -170,7 +170,7 @@ def test_worker_errors_are_published_and_the_next_frame_still_works(reconstructo
 
 class _FailingOnce:
     """Fault injection (no real input makes the regressor raise): the real reconstructor, except
-    that its third ``faces`` call (the first of frame 1) raises."""
+    that its second ``faces`` call (frame 1's; frame 0's detection pass makes one) raises."""
 
     def __init__(self, reconstructor):
         self._real = reconstructor
@@ -181,7 +181,7 @@ class _FailingOnce:
 
     def faces(self, *args):
         self.calls += 1
-        if self.calls == 3:
+        if self.calls == 2:
             raise RuntimeError("injected\nfailure")
         return self._real.faces(*args)
 

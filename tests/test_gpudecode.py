@@ -16,6 +16,7 @@ import pythreejs as three
 from face3d_nb.core.morphable import MorphableModel
 from face3d_nb.testing.assets import REFERENCE
 from face3d_nb.testing.basis import COEFFICIENT_SIZES, with_synthetic_basis
+from face3d_nb.testing.results import posed_face, result_of
 from face3d_nb.view.gpu_packing import TEXTURE_WIDTH, emulate, face_affine, face_uniforms, pack_basis
 from face3d_nb.view.transport_choice import FAST_RATE, SLOW_RATE, RoundTrips, choose_transport
 from face3d_nb.view.view_modes import FaceFrame, Look
@@ -319,15 +320,7 @@ def test_choice_follows_the_link_and_the_page():
 
 # -- the viewer's coefficient transport -------------------------------------------------------
 def _frame(model: MorphableModel, params, roi, track_id: int = 1, captured_at: float = 0.0, with_vertices=True):
-    from face3d_nb.core.morphable import pose_from_params
-    from face3d_nb.core.pipeline import Face
-    from face3d_nb.live.events import FrameResult, TrackedFace
-
-    face = Face(box=np.array([*roi, 1.0], np.float32), roi_box=np.asarray(roi, np.float64), params=params,
-                pose=pose_from_params(params), landmarks=model.landmarks_3d(params, roi))
-    vertices = model.vertices(params, roi) if with_vertices else None
-    return FrameResult(seq=0, captured_at=captured_at, frame_shape=(720, 1280), faces=(TrackedFace(track_id, face, vertices),),
-                       timings={}, detected=True, frame=None)
+    return result_of([posed_face(model, params, roi, track_id, with_vertices)], captured_at=captured_at)
 
 
 @pytest.fixture

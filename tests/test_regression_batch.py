@@ -96,6 +96,15 @@ def test_poses_of_many_faces_are_upstreams_decomposition_of_each():
     assert poses_from_params(np.zeros((0, 62), np.float32)) == []
 
 
+def test_a_non_finite_face_leaves_the_others_poses_alone():
+    camera = np.array([[0, 0, -1, 1], [0, 1, 0, 2], [1, 0, 0, 3]], np.float32) * np.float32(2e-3)
+    turned = np.zeros(62, np.float32)
+    turned[:12] = camera.reshape(-1)
+    broken = np.full(62, np.nan, np.float32)
+    alone, with_nan = poses_from_params(turned[None])[0], poses_from_params(np.stack([broken, turned]))[1]
+    assert (with_nan.yaw, with_nan.pitch, with_nan.roll) == (alone.yaw, alone.pitch, alone.roll) == (90.0, 0.0, 0.0)
+
+
 @pytest.mark.parametrize("with_basis", [False, True])
 def test_landmarks_of_many_faces_are_the_dense_decoders_landmark_vertices(reconstructor, with_basis):
     model = reconstructor.model

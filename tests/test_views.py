@@ -58,6 +58,15 @@ def test_a_face_frame_header_carries_exactly_what_its_uniforms_say():
     assert FaceFrame("", (640, 360), transform, (0, 1)).tag_seq == (-1.0, -1.0)
 
 
+def test_a_header_reads_back_as_its_frame():
+    frame = FaceFrame("12:34", (320, 180), frame_transform(180, 320), (-5.5, 60.0))
+    back = FaceFrame.from_header(frame.header())
+    sent, read = frame.uniforms(), back.uniforms()
+    # All exact but the scale, which float32 rounds.
+    assert read.pop("imageScale") == pytest.approx(sent.pop("imageScale")) and read == sent and back.name == "12:34"
+    assert FaceFrame.from_header(FaceFrame("", (8, 8), frame_transform(8, 8), (0, 1)).header()).name == ""
+
+
 def test_depth_runs_from_behind_the_face_to_its_nearest_landmark():
     landmarks = np.zeros((68, 3), np.float32)
     landmarks[:, 0] = np.linspace(100, 300, 68)
@@ -208,6 +217,14 @@ def test_the_grabber_names_frames_by_its_page_tag():
     assert grabber.frame_name(9) == "4711:9"
     grabber._page = "not-a-number"
     assert grabber.frame_name(9) == ""
+    grabber.close()
+
+
+@pytest.mark.parametrize("page", ["²", "١٢", "0", str(2 ** 24)])
+def test_a_page_id_that_is_no_tag_names_no_frame(page):
+    grabber = FrameGrabber()
+    grabber._page = page  # what a page sent (untrusted): superscripts, other scripts' digits, out of range
+    assert grabber.frame_name(3) == ""
     grabber.close()
 
 

@@ -28,13 +28,14 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import os
 import secrets
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..models.download import is_loopback
 
 __all__ = ["Serving", "add_serve_options", "app_notebook", "is_loopback", "serve_app", "serving", "voila_argv",
            "xsrf_cookie_hook"]
@@ -70,17 +71,6 @@ class Serving:
         # An IPv6 address goes in brackets in a URL.
         hosts = [f"[{host}]" if ":" in host and not host.startswith("[") else host for host in hosts]
         return [f"http://{host}:{self.port}/{query}" for host in hosts]
-
-
-def is_loopback(host: str) -> bool:
-    """Whether listening on ``host`` keeps the app on this machine (``localhost`` or a loopback
-    address; names that resolve elsewhere and wildcards do not)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def serving(host: str = "localhost", port: int = 8866, token: str | None = None,

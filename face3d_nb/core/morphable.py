@@ -91,9 +91,10 @@ def _euler(flat: np.ndarray) -> np.ndarray:
     angles[:, 0] = np.arcsin(np.minimum(np.maximum(flat[:, 6], -1.0), 1.0))
     # Upstream divides both arguments of each atan2 by cos(yaw), which is positive here: the same angle.
     angles[:, 1:] = np.arctan2(flat[:, _SINES], flat[:, _COSINES])
-    if np.maximum.reduce(np.abs(flat[:, 6]), initial=0.0) > 0.998:
-        # Near +-90 degrees of yaw the decomposition is degenerate; fix roll at 0 as upstream does.
-        degenerate = np.abs(flat[:, 6]) > 0.998
+    # Near +-90 degrees of yaw the decomposition is degenerate; fix roll at 0 as upstream does. Per
+    # face: a non-finite face in the batch must not change the others.
+    degenerate = np.abs(flat[:, 6]) > 0.998
+    if degenerate.any():
         sign = np.sign(flat[degenerate, 6])
         rows = flat[degenerate]
         angles[degenerate] = np.stack([sign * (pi / 2), np.arctan2(-sign * rows[:, 1], -sign * rows[:, 2]),

@@ -105,7 +105,7 @@ class TrackerStep:
     seen in this frame, by ascending id; ``detected`` whether the detector ran (a full or a search
     pass); ``detect_ms`` and ``regress_ms`` wall time of those stages (regression includes landmark
     decoding); ``cut`` whether the frame starts a new shot; ``searched`` whether a search pass ran (a
-    full pass may have followed it on the same frame); ``cut_ms`` wall time of the shot-cut test.
+    full pass may have followed it on the same frame).
     """
 
     faces: tuple[tuple[int, Face], ...]
@@ -114,7 +114,6 @@ class TrackerStep:
     regress_ms: float
     cut: bool = False
     searched: bool = False
-    cut_ms: float = 0.0
 
 
 @dataclass
@@ -131,7 +130,7 @@ class _Stopwatch:
     """Wall time per stage, milliseconds."""
 
     def __init__(self) -> None:
-        self.ms = {"cut": 0.0, "detect": 0.0, "regress": 0.0}
+        self.ms = {"detect": 0.0, "regress": 0.0}
 
     def time(self, stage: str, fn: Callable[..., _T], *args) -> _T:
         start = time.perf_counter()
@@ -194,7 +193,7 @@ class Tracker:
         self._since_full += 1
         self._since_pass += 1
         watch = _Stopwatch()
-        cut = watch.time("cut", self._cuts.score, image) > self.cut_threshold
+        cut = self._cuts.score(image) > self.cut_threshold
         full = cut or self._full_due()
         if not full:
             followed = watch.time("regress", self._follow, image)
@@ -220,7 +219,7 @@ class Tracker:
             self._since_full = 0
         shown = sorted((t for t in self._tracks if t.track_id is not None and not t.misses), key=lambda t: t.track_id)
         return TrackerStep(tuple((t.track_id, t.face) for t in shown), full or searched, watch.ms["detect"],
-                           watch.ms["regress"], cut=cut, searched=searched, cut_ms=watch.ms["cut"])
+                           watch.ms["regress"], cut=cut, searched=searched)
 
     def _full_due(self) -> bool:
         return (not self._tracks or self._since_full >= self.detect_interval
@@ -234,7 +233,7 @@ class Tracker:
             return self.reconstructor.detector(image)
         h, w = image.shape[:2]
         size = (max(round(w * scale), 1), max(round(h * scale), 1))
-        boxes = self.reconstructor.detector(cv2.resize(image, size, interpolation=cv2.INTER_AREA)).copy()
+        boxes = self.reconstructor.detector(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
         boxes[:, :4] *= np.array([w / size[0], h / size[1]] * 2, np.float32)
         return boxes
 
@@ -295,10 +294,10 @@ class Tracker:
     def _search(self, image: np.ndarray, boxes: np.ndarray) -> bool:
         """A search pass: start tracks for detections that overlap no track. False, changing nothing,
         when it missed a track it should have seen (:data:`SEARCH_MIN_SIDE`): a full pass must judge."""
-        found = {id(t) for _, t in _pairs(boxes, self._tracks, MATCH_IOU, set())}
-        if any(id(t) not in found and self._visible_to_search(t.face) for t in self._tracks):
-            return False
         claimed = [last_box(t.face) for t in self._tracks]
+        found = {k for _, k in greedy_match(boxes, claimed, MATCH_IOU, set(), centred=True)}
+        if any(k not in found and self._visible_to_search(t.face) for k, t in enumerate(self._tracks)):
+            return False
         new = [d for d in range(len(boxes)) if not any(continues(boxes[d], c, MATCH_IOU) for c in claimed)]
         new = new[: max(self.max_faces - len(self._tracks), 0)]
         if new:
@@ -316,8 +315,10 @@ class Tracker:
         return track
 
     def _regress(self, image: np.ndarray, dets: np.ndarray) -> list[Face]:
-        first = self.reconstructor.faces(image, dets, roi_boxes_from_bboxes(dets))
-        return self.reconstructor.faces(image, dets, roi_boxes_from_landmarks(np.array([f.landmarks for f in first])))
+        # Regress twice, as upstream does: the first pass's landmarks only place the second crop.
+        rec, rois = self.reconstructor, roi_boxes_from_bboxes(dets)
+        first = rec.model.landmarks_batch(rec.regressor(image, rois), rois)
+        return rec.faces(image, dets, roi_boxes_from_landmarks(first))
 
 
 def _pairs(boxes: np.ndarray, tracks: list[_Track], threshold: float, taken: set[int],

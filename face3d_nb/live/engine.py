@@ -108,7 +108,8 @@ class Engine:
     def start(self) -> None:
         """Load the models (unless given) and start the worker; a no-op when already running.
 
-        Raises what loading raises (e.g. :class:`~face3d_nb.models.store.ModelsMissingError`).
+        Raises what loading raises (e.g. :class:`~face3d_nb.models.store.ModelsMissingError`), and
+        ``RuntimeError`` when the previous worker is still busy with a frame (:meth:`stop` failed).
         """
         if self.running:
             return

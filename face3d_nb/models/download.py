@@ -41,7 +41,7 @@ from filelock import FileLock, Timeout
 
 __all__ = [
     "TIMEOUT", "AssetError", "DownloadCancelled", "HttpsOnlyRedirects", "check_url", "download", "install_lock",
-    "open_part",
+    "is_loopback", "open_part",
 ]
 
 log = logging.getLogger(__name__)
@@ -60,11 +60,13 @@ class DownloadCancelled(AssetError):
     """The download was stopped by its ``cancel`` event; its ``.part`` is left to resume."""
 
 
-def _loopback(host: str | None) -> bool:
-    if host == "localhost":
+def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` (a name or an address, IPv6 in brackets or not) is this machine:
+    ``localhost`` or a loopback address (names that resolve elsewhere and wildcards are not)."""
+    if (host or "").lower() == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host or "").is_loopback
+        return ipaddress.ip_address((host or "").strip("[]")).is_loopback
     except ValueError:
         return False
 
@@ -78,7 +80,7 @@ def check_url(url: str, came_from: str | None = None) -> None:
     if parts.scheme == "https" and parts.hostname:
         return
     downgrade = came_from is not None and urllib.parse.urlsplit(came_from).scheme == "https"
-    if parts.scheme == "http" and _loopback(parts.hostname) and not downgrade:
+    if parts.scheme == "http" and is_loopback(parts.hostname) and not downgrade:
         return
     what = f"a redirect from {came_from} to {url}" if came_from else url
     raise AssetError(f"refusing {what}: model files are downloaded over https only "

@@ -316,7 +316,7 @@ def app_page(browser, server: Server, viewport: dict, timeout_ms: float = 240_00
     page = browser.new_page(viewport=viewport)
     try:
         page.goto(f"{server.url}/", timeout=timeout_ms)
-        probe = KernelProbe(wait_until(lambda: server.connection_files(), 120, message="a kernel")[-1])
+        probe = probe_for(server)
         try:
             wait_until(lambda: probe.eval(APP_RUNNING), 180, 0.5, "the app in the kernel")
             yield page, probe

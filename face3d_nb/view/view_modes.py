@@ -27,7 +27,8 @@ from ..core.morphable import MorphableModel
 from .gpu_packing import face_affine
 from .view_transform import ViewTransform
 
-__all__ = ["BOX_EDGES", "HEADER_ROWS", "VIEWS", "FaceFrame", "Look", "depth_range", "frame_extent", "frame_transform", "pncc_colors", "pose_box"]
+__all__ = ["BOX_EDGES", "HEADER_ROWS", "VIEWS", "FaceFrame", "Look", "depth_range", "frame_extent", "frame_transform",
+           "pncc_colors", "pncc_range", "pose_box"]
 
 #: The ways a face can be drawn, in the order the app offers them (see the module docstring).
 VIEWS = ("shaded", "texture", "depth", "pncc", "points")
@@ -39,6 +40,10 @@ _DEPTH_SPAN = 0.75
 # half sides and how far each lies behind or before the landmarks' centre; a front wider than the
 # back reads as perspective, so the box shows which way the head faces even head-on.
 _BOX_BACK, _BOX_FRONT, _BOX_DEPTH = 0.45, 0.55, 0.55
+_BOX_SIGNS = np.array([[(i >> k & 1) * 2 - 1 for k in range(3)] for i in range(8)], np.float64)
+# The corners about the landmarks' centre, in landmark widths.
+_BOX_CORNERS = np.column_stack([_BOX_SIGNS[:, :2] * np.where(_BOX_SIGNS[:, 2:] > 0, _BOX_FRONT, _BOX_BACK),
+                                _BOX_SIGNS[:, 2] * _BOX_DEPTH])
 #: The pose box's 12 edges as pairs of :func:`pose_box` corner indices.
 BOX_EDGES = np.array([[0, 1], [1, 3], [3, 2], [2, 0], [4, 5], [5, 7], [7, 6], [6, 4],
                       [0, 4], [1, 5], [2, 6], [3, 7]])
@@ -82,6 +87,14 @@ class FaceFrame:
     size: tuple[int, int]
     transform: ViewTransform
     depth: tuple[float, float]
+
+    @classmethod
+    def from_header(cls, header: np.ndarray) -> FaceFrame:
+        """The frame a :meth:`header` says (the centre and scale as float32 rounded them)."""
+        (tag, seq, _), size, (cx, cy, _), (cz, scale, _), depth = header.astype(np.float64)
+        name = f"{tag:.0f}:{seq:.0f}" if tag >= 0 else ""
+        return cls(name, (int(size[0]), int(size[1])), ViewTransform(np.array([cx, cy, cz], np.float32), float(scale)),
+                   (float(depth[0]), float(depth[1])))
 
     @property
     def tag_seq(self) -> tuple[float, float]:
@@ -138,8 +151,15 @@ def pncc_colors(mean: np.ndarray) -> np.ndarray:
     """(K, 3) float32 in 0..1: each vertex's mean-shape coordinate ``mean`` (K, 3), normalised per
     axis over the mesh (upstream's ``ncc_code``), the PNCC view's colour."""
     mean = np.asarray(mean, np.float64)
-    low, span = mean.min(axis=0), np.ptp(mean, axis=0)
-    return ((mean - low) / np.where(span > 0, span, 1.0)).astype(np.float32)
+    low, span = pncc_range(mean)
+    return ((mean - low) / span).astype(np.float32)
+
+
+def pncc_range(mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(low, span) (3,) of ``mean`` (K, 3), in its dtype: PNCC is ``(mean - low) / span`` per axis
+    (a flat axis spans 1)."""
+    span = np.ptp(mean, axis=0)
+    return mean.min(axis=0), np.where(span > 0, span, 1).astype(mean.dtype)
 
 
 def pose_box(model: MorphableModel, params: np.ndarray, roi_box, landmarks: np.ndarray) -> np.ndarray:
@@ -149,9 +169,6 @@ def pose_box(model: MorphableModel, params: np.ndarray, roi_box, landmarks: np.n
     ``i`` has sign ``(bit k of i) * 2 - 1`` along model axis ``k`` (x, y, z; z +1 at the front);
     :data:`BOX_EDGES` joins them."""
     anchors = model.mean[model.landmarks].astype(np.float64)
-    width = np.ptp(anchors[:, 0])
-    signs = np.array([[(i >> k & 1) * 2 - 1 for k in range(3)] for i in range(8)], np.float64)
-    half = np.where(signs[:, 2] > 0, _BOX_FRONT, _BOX_BACK) * width
-    corners = anchors.mean(axis=0) + np.column_stack([signs[:, :2] * half[:, None], signs[:, 2] * _BOX_DEPTH * width])
+    corners = anchors.mean(axis=0) + _BOX_CORNERS * np.ptp(anchors[:, 0])
     affine = face_affine(model, params, roi_box, landmarks)
     return (corners @ affine[:, :3].T + affine[:, 3]).astype(np.float32)

@@ -9,7 +9,16 @@ libraries; never :mod:`face3d_nb.apps`.
 
 from pathlib import Path
 
+import traitlets
+
 #: The widgets' front-end files (JavaScript modules, CSS, shaders), shipped inside the package.
 STATIC = Path(__file__).parent / "static"
 #: Longest string a page may set on a widget, characters: a reason or a line for people, never a document.
 MAX_TEXT = 1000
+
+
+def check_text(_owner, proposal):
+    """A traitlets validator refusing strings longer than :data:`MAX_TEXT` (text a page may set)."""
+    if len(proposal["value"]) > MAX_TEXT:
+        raise traitlets.TraitError(f"{proposal['trait'].name} is longer than {MAX_TEXT} characters")
+    return proposal["value"]

@@ -63,7 +63,7 @@ from ipywebrtc import CameraStream
 from ipywidgets import CallbackDispatcher, widget_serialization
 
 from ..live.capture_clock import CaptureClock
-from . import MAX_TEXT, STATIC
+from . import MAX_TEXT, STATIC, check_text
 
 __all__ = ["INPUT_SIZES", "STATUSES", "FrameCallback", "FrameGrabber", "camera_constraints"]
 
@@ -191,11 +191,7 @@ class FrameGrabber(anywidget.AnyWidget):
                                        f"got {proposal['value']}")
         return proposal["value"]
 
-    @traitlets.validate("message", "device_id")
-    def _check_text(self, proposal):
-        if len(proposal["value"]) > MAX_TEXT:
-            raise traitlets.TraitError(f"{proposal['trait'].name} is longer than {MAX_TEXT} characters")
-        return proposal["value"]
+    _check_text = traitlets.validate("message", "device_id")(check_text)
 
     @traitlets.validate("cameras")
     def _check_cameras(self, proposal):
@@ -217,7 +213,9 @@ class FrameGrabber(anywidget.AnyWidget):
         """What the page streaming now calls its frame ``seq``, ``"tag:seq"`` (the page keeps its last
         frames by that name for the 3D view); "" when its id is not such a tag."""
         page = self._page
-        if isinstance(page, str) and page.isdigit() and 0 < int(page) < 2 ** 24 and 0 <= seq < 2 ** 24:
+        # ASCII digits only: int() also reads other scripts' digits, and refuses superscripts isdigit() lets by.
+        tagged = isinstance(page, str) and page.isascii() and page.isdecimal() and 0 < int(page) < 2 ** 24
+        if tagged and 0 <= seq < 2 ** 24:
             return f"{int(page)}:{seq}"
         return ""
 

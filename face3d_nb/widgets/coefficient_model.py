@@ -8,7 +8,7 @@ basis, the basis texture (:func:`~face3d_nb.view.gpu_packing.pack_basis`; at ful
 with ``DECODE 1``, and ``face.frag``: :mod:`~face3d_nb.widgets.face_material`) on the shared geometry
 (the points view: the same attributes without the index). Per update: that material's ``uniforms``
 (:func:`~face3d_nb.view.gpu_packing.face_uniforms`, the frame uniforms, colour, lights and a ``seq``
-number the page acknowledges through :class:`~face3d_nb.widgets.page_link.PageLink`), about 1.5 KB
+number the page acknowledges through :class:`~face3d_nb.widgets.page_link.PageLink`), about 1.4 KB
 instead of the position transport's 460 KB.
 
 Built around what pythreejs 2.4.2 (three.js r97) accepts: uniform values are plain lists and
@@ -25,7 +25,7 @@ import pythreejs as three
 
 from ..core.morphable import MorphableModel
 from ..view.gpu_packing import BASIS_ENCODINGS, BasisTexture, FaceUniforms, pack_basis
-from ..view.view_modes import Look
+from ..view.view_modes import Look, pncc_range
 from .face_material import face_material, face_object
 
 __all__ = ["CoefficientModel"]
@@ -55,9 +55,8 @@ class CoefficientModel:
                 self._basis = three.DataTexture(data=texture.data, format="RGBAFormat", type="UnsignedByteType")
             defines.update(COEFFICIENT_GROUPS=str(texture.groups), BASIS_ROWS=f"{len(texture.data)}.0",
                            BASIS_SLOTS=str(texture.slots), BASIS_BITS=str(BASIS_ENCODINGS[encoding]))
-        low = model.mean.min(axis=0)
-        self._mean_range = {"meanLow": low.tolist(), "meanSpan": np.where(np.ptp(model.mean, axis=0) > 0,
-                                                                         np.ptp(model.mean, axis=0), 1).tolist()}
+        low, span = pncc_range(model.mean)
+        self._mean_range = {"meanLow": low.tolist(), "meanSpan": span.tolist()}
         self._points: three.BufferGeometry | None = None
         self.position = three.BufferAttribute(model.mean, normalized=False)
         self.vertex_index = three.BufferAttribute(np.arange(model.n_vertices, dtype=np.float32), normalized=False)

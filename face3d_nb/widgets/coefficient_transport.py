@@ -3,7 +3,7 @@
 Per detail level, once per page: the model (:class:`~face3d_nb.widgets.coefficient_model.CoefficientModel`,
 at full detail with a basis 10.7 MB, 9.2 MB of it the basis texture, or 13.5 MB with the texture in
 half floats: see ``encoding``). Per face: a ``ShaderMaterial`` on the level's shared geometry.
-Per update: that material's ``uniforms``, about 1.5 KB, whose ``seq`` the page link reports applied
+Per update: that material's ``uniforms``, about 1.4 KB, whose ``seq`` the page link reports applied
 (:mod:`~face3d_nb.widgets.page_link`); they carry the update's frame uniforms too, so every look
 (:mod:`~face3d_nb.view.view_modes`) needs nothing more per update. The shaders shade with the
 stage's colour, lights and opacity themselves, so a change of those sends the last update again.
@@ -25,7 +25,7 @@ from ..live.events import TrackedFace
 from ..view.gpu_packing import FaceUniforms, face_uniforms
 from ..view.view_modes import FaceFrame, Look
 from .coefficient_model import CoefficientModel
-from .face_material import appearance_uniforms
+from .face_material import appearance_uniforms, follow_stage
 from .page_link import PageLink
 from .stage import Stage
 from .transport import Applied, FaceMesh, LevelAttributes, MeshTransport
@@ -121,8 +121,7 @@ class CoefficientTransport(MeshTransport):
 
     def restyle(self, mesh: CoefficientMesh) -> bool:
         if mesh.material is not None:
-            mesh.material.wireframe = self.stage.material.wireframe
-            mesh.material.transparent = self.stage.material.transparent
+            follow_stage(mesh.material, self.stage.material)
         return True
 
     def discard(self, mesh: CoefficientMesh) -> None:

@@ -10,21 +10,27 @@ and, last, the transport's own. ``frame``, the camera frame the texture view sam
 
 from __future__ import annotations
 
+import functools
+
 import pythreejs as three
 
 from ..view.view_modes import VIEWS, Look
 from . import STATIC
 
-__all__ = ["POINT_SIZE", "appearance_uniforms", "face_material", "face_object", "shader"]
+__all__ = ["POINT_SIZE", "appearance_uniforms", "face_material", "face_object", "follow_stage", "shader"]
 
 #: Pixels across one vertex of the points view.
 POINT_SIZE = 1.0
 
 
+@functools.cache
+def _source(name: str) -> str:
+    return (STATIC / name).read_text(encoding="utf-8")
+
+
 def shader(name: str, defines: dict[str, str]) -> str:
     """The source of ``static/name`` with ``defines`` prepended."""
-    source = (STATIC / name).read_text(encoding="utf-8")
-    return "".join(f"#define {key} {value}\n" for key, value in defines.items()) + source
+    return "".join(f"#define {key} {value}\n" for key, value in defines.items()) + _source(name)
 
 
 def appearance_uniforms(material: three.MeshPhongMaterial, ambient: three.AmbientLight,
@@ -50,10 +56,16 @@ def face_material(look: Look, vertex_defines: dict[str, str], uniforms: dict[str
     ``vertex_defines`` say how the vertex shader gets positions (``DECODE`` and the basis layout);
     wireframe and transparency follow ``stage_material``."""
     view = {"VIEW": str(VIEWS.index(look.view))}
-    return three.ShaderMaterial(vertexShader=shader("face.vert", {**vertex_defines, **view}),
-                                fragmentShader=shader("face.frag", view), uniforms=uniforms, side="DoubleSide",
-                                wireframe=stage_material.wireframe, transparent=stage_material.transparent,
-                                extensions={"derivatives": True})
+    material = three.ShaderMaterial(vertexShader=shader("face.vert", {**vertex_defines, **view}),
+                                    fragmentShader=shader("face.frag", view), uniforms=uniforms, side="DoubleSide",
+                                    extensions={"derivatives": True})
+    follow_stage(material, stage_material)
+    return material
+
+
+def follow_stage(material: three.ShaderMaterial, stage_material: three.MeshPhongMaterial) -> None:
+    """Draw ``material`` as wireframe and transparent when the stage's material is."""
+    material.wireframe, material.transparent = stage_material.wireframe, stage_material.transparent
 
 
 def face_object(look: Look, geometry: three.BufferGeometry, material: three.ShaderMaterial) -> three.Object3D:

@@ -113,7 +113,7 @@ class MeshPool:
                     self._send_if_idle(mesh)
 
     def restyle(self) -> None:
-        """The stage's colour, lights or wireframe changed: each mesh follows (after any update in flight)."""
+        """The stage's colour, lights, opacity or wireframe changed: each mesh follows (after any update in flight)."""
         with self._lock:
             for mesh in self.meshes:
                 if self.transport.restyle(mesh) and mesh.last is not None and mesh.pending is None:

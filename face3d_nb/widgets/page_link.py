@@ -79,7 +79,7 @@ import traitlets
 from ipywidgets import CallbackDispatcher, widget_serialization
 
 from ..view.transport_choice import RoundTrips
-from . import MAX_TEXT, STATIC
+from . import MAX_TEXT, STATIC, check_text
 
 __all__ = ["ACK_TIMEOUT", "FIRST_PINGS", "MAX_TEXT", "PageLink"]
 
@@ -144,11 +144,7 @@ class PageLink(anywidget.AnyWidget):
         self._applied = CallbackDispatcher()
         self.on_msg(self._handle_message)
 
-    @traitlets.validate("gpu_decode", "note", "message")
-    def _check_text(self, proposal):
-        if len(proposal["value"]) > MAX_TEXT:
-            raise traitlets.TraitError(f"{proposal['trait'].name} is longer than {MAX_TEXT} characters")
-        return proposal["value"]
+    _check_text = traitlets.validate("gpu_decode", "note", "message")(check_text)
 
     def on_applied(self, callback: Callable[[float], None], remove: bool = False) -> None:
         """Register ``callback(seq)`` for every acknowledged uniforms update (kernel main thread)."""

@@ -24,7 +24,7 @@ from ..core.detail import DetailLevels
 from ..live.events import TrackedFace
 from ..view.view_modes import HEADER_ROWS, FaceFrame, Look
 from ..view.view_transform import to_landmark_frame
-from .face_material import appearance_uniforms, face_material, face_object
+from .face_material import appearance_uniforms, face_material, face_object, follow_stage
 from .page_link import PageLink
 from .stage import Stage
 from .transport import Applied, FaceMesh, LevelAttributes, MeshTransport
@@ -100,10 +100,7 @@ class PositionTransport(MeshTransport):
 
     def _uniforms(self, payload: np.ndarray) -> dict[str, dict]:
         s = self.stage
-        header = payload[-HEADER_ROWS:]
-        frame = {"frameName": header[0, :2].tolist(), "frameSize": header[1, :2].tolist(),
-                 "imageCenter": [*header[2, :2].tolist(), float(header[3, 0])], "imageScale": float(header[3, 1]),
-                 "depthRange": header[4, :2].tolist()}
+        frame = FaceFrame.from_header(payload[-HEADER_ROWS:]).uniforms()
         values = {**appearance_uniforms(s.material, s.ambient, s.key_light, s.point_light), **frame}
         return {name: {"value": value} for name, value in values.items()}
 
@@ -117,8 +114,7 @@ class PositionTransport(MeshTransport):
 
     def restyle(self, mesh: PositionMesh) -> bool:
         if mesh.material is not None and mesh.last is not None:
-            mesh.material.wireframe = self.stage.material.wireframe
-            mesh.material.transparent = self.stage.material.transparent
+            follow_stage(mesh.material, self.stage.material)
             mesh.material.uniforms = self._uniforms(mesh.last)
         return False
 

@@ -85,10 +85,10 @@ class Stage:
                                                 magFilter="LinearFilter", generateMipmaps=False,
                                                 wrapS="ClampToEdgeWrapping", wrapT="ClampToEdgeWrapping")
         self._quad_position = three.BufferAttribute(np.zeros((4, 3), np.float32), normalized=False)
-        self._quad_geometry = three.BufferGeometry(attributes={
-            "position": self._quad_position,
-            "uv": three.BufferAttribute(np.array([[0, 0], [1, 0], [0, 1], [1, 1]], np.float32), normalized=False)},
-            index=three.BufferAttribute(np.array([0, 2, 1, 1, 2, 3], np.uint32), normalized=False))
+        self._quad_uv = three.BufferAttribute(np.array([[0, 0], [1, 0], [0, 1], [1, 1]], np.float32), normalized=False)
+        self._quad_index = three.BufferAttribute(np.array([0, 2, 1, 1, 2, 3], np.uint32), normalized=False)
+        self._quad_geometry = three.BufferGeometry(attributes={"position": self._quad_position, "uv": self._quad_uv},
+                                                   index=self._quad_index)
         self._quad_material = three.MeshBasicMaterial(map=self.frame_texture, depthWrite=False)
         self.frame_quad = three.Mesh(self._quad_geometry, self._quad_material, visible=False, frustumCulled=False)
         self._box_position = three.BufferAttribute(np.zeros((2, 3), np.float32), normalized=False)
@@ -161,6 +161,6 @@ class Stage:
     def close(self) -> None:
         for widget in (self.renderer, self.orbit, self.scene, self.view_camera, self.point_light, self.key_light,
                        self.ambient, self.material, self.image_camera, self.frame_quad, self._quad_geometry,
-                       self._quad_position, self._quad_material, self.frame_texture, self.pose_lines,
-                       self._box_geometry, self._box_position, self._box_material):
+                       self._quad_position, self._quad_uv, self._quad_index, self._quad_material, self.frame_texture,
+                       self.pose_lines, self._box_geometry, self._box_position, self._box_material):
             widget.close()

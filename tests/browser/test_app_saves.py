@@ -12,7 +12,7 @@ import pytest
 from pages import PAGE_TIMEOUT_MS, VIEWPORT, local_only, requires_browser
 
 from face3d_nb.live.recording import read_recording
-from face3d_nb.testing.browser import KernelProbe, Server, wait_until
+from face3d_nb.testing.browser import KernelProbe, Server, probe_for, wait_until
 from face3d_nb.view.page_defaults import defaults_for
 
 pytestmark = [pytest.mark.real_assets, requires_browser]
@@ -46,7 +46,7 @@ def test_save_buttons_deliver_files_to_the_browser(model_store, reconstructor, b
             link = page.locator(".face3d-link")
             wait_until(lambda: "Round trip to the kernel" in (link.inner_text() if link.count() else ""), TIMEOUT,
                        0.5, "the round-trip notice")
-            probe = KernelProbe(wait_until(server.connection_files, 60, 0.5, "the page's kernel")[-1])
+            probe = probe_for(server)
             # Defaults from the measured round trip and the page's renderer (SwiftShader here, so
             # medium detail at most): applied, and said in the page.
             # The link measures itself again while frames flow, so a later `rtt_ms` may differ from

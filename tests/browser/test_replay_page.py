@@ -12,7 +12,7 @@ from pages import PAGE_TIMEOUT_MS, VIEWPORT, local_only, requires_browser
 
 from face3d_nb.live.recording import read_recording
 from face3d_nb.testing.assets import VIDEO
-from face3d_nb.testing.browser import KernelProbe, Server, wait_until
+from face3d_nb.testing.browser import Server, probe_for, wait_until
 from face3d_nb.testing.recordings import record_video
 
 pytestmark = [pytest.mark.real_assets, requires_browser]
@@ -49,7 +49,7 @@ def test_replay_page_plays_the_recording_frame_exact(recording, model_store, bro
             # Autoplay: 30 frames at 25 fps, a little over a second once the kernel is up.
             wait_until(lambda: f"{FRAMES}</span> / {FRAMES} frames" in status.inner_html(), 120, 0.5,
                        "the replay to reach the last frame")
-            probe = KernelProbe(wait_until(server.connection_files, 60, 0.5, "the page's kernel")[-1])
+            probe = probe_for(server)
             try:
                 wait_until(lambda: probe.eval("app.viewer.stats().applied") > 0, 60, 0.5,
                            "the page to apply a replayed mesh")

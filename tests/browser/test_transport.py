@@ -49,12 +49,11 @@ import numpy as np
 import ipywidgets as widgets
 from IPython.display import display
 from face3d_nb.models.store import ModelStore
-from face3d_nb.core.morphable import pose_from_params
 from face3d_nb.core.detail import DetailLevels
-from face3d_nb.live.events import FrameResult, TrackedFace
-from face3d_nb.core.pipeline import Face, load_morphable_model
+from face3d_nb.core.pipeline import load_morphable_model
 from face3d_nb.widgets.viewer import FaceViewer
 from face3d_nb.testing.basis import COEFFICIENT_SIZES, with_synthetic_basis
+from face3d_nb.testing.results import posed_face, result_of
 
 mean = load_morphable_model(ModelStore().resolve())
 models = {{"mean": mean, "synthetic": with_synthetic_basis(mean)}}
@@ -66,10 +65,7 @@ def params(i):
     return p, reference["roi_boxes"][i]
 
 def result(model, p, roi):
-    face = Face(box=np.array([*roi, 1.0], np.float32), roi_box=roi, params=p, pose=pose_from_params(p),
-                landmarks=model.landmarks_3d(p, roi))
-    return FrameResult(seq=0, captured_at=time.time(), frame_shape=(720, 1280), detected=True, frame=None,
-                       timings={{}}, faces=(TrackedFace(1, face, model.vertices(p, roi)),))
+    return result_of([posed_face(model, p, roi)])
 
 viewers = {{}}
 for key, (name, transport, encoding) in {views!r}.items():

@@ -43,28 +43,22 @@ IMAGE, NAME = ASSETS / "3ddfa_v2" / "images" / "JianzhuGuo.jpg", "JianzhuGuo"
 TRANSPORTS = ("positions", "coefficients")
 
 KERNEL = """
-import time
 import cv2
 import numpy as np
 import ipywidgets as widgets
 from IPython.display import display
 from face3d_nb.models.store import ModelStore
-from face3d_nb.core.morphable import pose_from_params
 from face3d_nb.core.detail import DetailLevels
-from face3d_nb.core.pipeline import Face, load_morphable_model
-from face3d_nb.live.events import FrameResult, TrackedFace
+from face3d_nb.core.pipeline import load_morphable_model
+from face3d_nb.testing.results import posed_face, result_of
 from face3d_nb.widgets.viewer import FaceViewer
 
 image = cv2.imread({image!r})
 model = load_morphable_model(ModelStore().resolve())
 reference = np.load({reference!r})
-faces = []
-for i, (p, roi) in enumerate(zip(reference["params"], reference["roi_boxes"])):
-    face = Face(box=np.array([*roi, 1.0], np.float32), roi_box=roi, params=p, pose=pose_from_params(p),
-                landmarks=model.landmarks_3d(p, roi))
-    faces.append(TrackedFace(i + 1, face, model.vertices(p, roi)))
-result = FrameResult(seq=0, captured_at=time.time(), frame_shape=image.shape[:2], faces=tuple(faces), timings={{}},
-                     detected=True, frame=image)
+faces = [posed_face(model, p, roi, i + 1)
+         for i, (p, roi) in enumerate(zip(reference["params"], reference["roi_boxes"]))]
+result = result_of(faces, image.shape[:2], frame=image)
 viewers = {{}}
 for transport in {transports!r}:
     viewer = FaceViewer(DetailLevels(model), transport=transport, width=image.shape[1], height=image.shape[0])
